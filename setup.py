@@ -1,0 +1,38 @@
+"""Install with `pip install -e ".[dev]"` (editable: a research repository is meant to be edited)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="inpainting-reproductions",
+    version="0.1.0",
+    description="TensorFlow 2 / Keras 3 reproductions of image-inpainting papers: Context "
+                "Encoders, GLCIC, Structural Inpainting and DMFN.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["common", "common.*", "reproductions", "reproductions.*"]),
+    package_data={"reproductions": ["*/configs/*.cfg", "*/README.md"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.23",
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9.8,<5",
+        # TensorFlow 2.21 no longer pulls in TensorBoard, which tf.summary needs.
+        "tensorboard>=2.21,<2.23",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "matplotlib>=3.8,<4",
+        "pillow>=10,<14",
+        "scikit-image>=0.24,<0.27",
+        "opencv-python-headless>=4.9,<6",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",
+            "nbclient>=0.10,<0.12",
+            "nbformat>=5.10,<6",
+            "ipykernel>=6.29,<8",
+        ],
+    },
+)
