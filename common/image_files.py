@@ -1,0 +1,83 @@
+"""Finding and checking image files on disk, before anything reaches tf.data.
+
+A folder of user photos is messy: some files are corrupt, some are grayscale
+or RGBA, some are tiny. We check every file once, up front, so that a bad file
+is reported by name instead of failing (or silently vanishing) deep inside a
+training run. Colour-mode and size are fixed later, in the graph.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+from typing import Sequence
+
+from absl import logging
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# PIL format names that tf.io.decode_image can decode.
+_DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "MPO"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    """The usable images of a folder and the files that were skipped."""
+
+    files: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]  # (path, reason)
+
+
+def find_image_files(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
+    """Returns the sorted paths of files under `folder` (recursively) with an image extension."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Image folder {folder!r} does not exist or is not a folder.")
+    extensions = tuple(e.lower() for e in extensions)
+    found = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs.sort()
+        found.extend(os.path.join(root, n) for n in sorted(names) if n.lower().endswith(extensions))
+    return sorted(found)
+
+
+def check_image_file(path: str) -> str | None:
+    """Returns None when `path` is a decodable image, else a short reason why it is not.
+
+    Decodes the whole file (not only the header), so truncated JPEGs are caught.
+    """
+    try:
+        with Image.open(path) as image:
+            image_format = image.format
+            image.load()
+    except Exception as error:  # PIL raises many types for broken files.
+        return f"unreadable ({type(error).__name__}: {error})"
+    if image_format not in _DECODABLE_FORMATS:
+        return f"unsupported format {image_format}"
+    return None
+
+
+def scan_image_folder(folder: str, num_workers: int | None = None) -> ImageFolder:
+    """Lists and checks the images of `folder`; logs skipped files once, by name.
+
+    Raises:
+      FileNotFoundError: if the folder does not exist.
+      ValueError: if it holds no usable image.
+    """
+    candidates = find_image_files(folder)
+    workers = num_workers or min(16, (os.cpu_count() or 1) * 4)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        reasons = list(pool.map(check_image_file, candidates))
+    files = tuple(p for p, r in zip(candidates, reasons) if r is None)
+    skipped = tuple((p, r) for p, r in zip(candidates, reasons) if r is not None)
+    if skipped:
+        logging.warning(
+            "Skipping %d unreadable file(s) of %d in %s:\n  %s",
+            len(skipped), len(candidates), folder,
+            "\n  ".join(f"{p}: {r}" for p, r in skipped))
+    if not files:
+        raise ValueError(
+            f"No usable image in {folder!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
+            f" ({len(candidates)} candidate(s), {len(skipped)} unreadable).")
+    return ImageFolder(files=files, skipped=skipped)
