@@ -1,0 +1,656 @@
+"""Hole masks for the inpainting papers of the suite.
+
+A mask is a float32 tensor of shape [H, W, 1] with 1 = hole (pixel to
+inpaint) and 0 = known pixel. Mask images on disk are white = hole; they are
+converted once, when read.
+
+Every random generator is a pure function of an explicit stateless seed, a
+shape-[2] int32/int64 tensor as taken by `tf.random.stateless_uniform`:
+
+    mask = random_block_mask(seed=[7, 0], image_size=128, block_size=64)
+
+The same seed always gives the same mask, and the generators use TF ops only,
+so they run inside `tf.data.Dataset.map` in graph mode. Independent draws use
+sub-seeds derived with `tf.random.experimental.stateless_fold_in(seed, k)`;
+the k of each draw is a named constant of its function, so adding a draw never
+silently changes the others.
+
+What each paper uses:
+  * Context Encoders: `center_mask` (+ `overlap_weights` for the loss) or
+    `random_region_mask`, hole filled with `IMAGENET_MEAN_FILL`.
+  * GLCIC: `glcic_hole_and_local_box` (the local discriminator sees the box).
+  * Structural Inpainting: `center_mask`, as Context Encoders.
+  * DMFN: `dmfn_box_mask` (regular) or `MaskFolder` (irregular mask files).
+  * Any model: `irregular_mask` free-form strokes, `random_block_mask`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from common.image_files import check_image_file, find_image_files
+
+Size = Union[int, Sequence[int]]
+
+# Context Encoders fills holes with the ImageNet mean pixel (R, G, B) = (117,
+# 104, 123), written in the suite's [-1, 1] range.
+IMAGENET_MEAN_FILL = (2 * 117 / 255 - 1, 2 * 104 / 255 - 1, 2 * 123 / 255 - 1)
+# Mid-gray in [-1, 1]: the zero fill of GLCIC (after mean subtraction) and DMFN.
+GRAY_FILL = 0.0
+
+MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+# --------------------------------------------------------------------------
+# Argument checks and random draws shared by the generators.
+# --------------------------------------------------------------------------
+
+def _size_pair(value: Size, name: str) -> tuple[int, int]:
+    """Returns (height, width) from an int or an (h, w) pair of positive ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or an (height, width) pair of ints, got {value!r}.")
+    if min(pair) <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}.")
+    return pair
+
+
+def _check_fits(inner: tuple[int, int], inner_name: str, outer: tuple[int, int],
+                outer_name: str, margin: int = 0) -> None:
+    """Raises ValueError unless `inner` (plus `margin` on each side) fits in `outer`."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}.")
+    if inner[0] + 2 * margin > outer[0] or inner[1] + 2 * margin > outer[1]:
+        with_margin = f" with a margin of {margin} px" if margin else ""
+        raise ValueError(f"{inner_name} {inner} does not fit in {outer_name} {outer}{with_margin}.")
+
+
+def _positive_int(value, name: str) -> int:
+    """`value` if it is a positive int, else a ValueError naming `name`."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def _sub_seed(seed, draw: int) -> tf.Tensor:
+    """The seed of one independent draw of a generator."""
+    return tf.random.experimental.stateless_fold_in(seed, draw)
+
+
+def _uniform_int(seed, low, high) -> tf.Tensor:
+    """A scalar int32 drawn uniformly from [low, high], both ends included."""
+    return tf.random.stateless_uniform(
+        [], seed, minval=tf.cast(low, tf.int32), maxval=tf.cast(high, tf.int32) + 1, dtype=tf.int32)
+
+
+# --------------------------------------------------------------------------
+# Boxes.
+# --------------------------------------------------------------------------
+
+def box_to_mask(box, image_size: Size) -> tf.Tensor:
+    """Mask [H, W, 1] that is 1 inside `box` = (top, left, height, width), 0 elsewhere.
+
+    `box` may be a tensor (graph mode) or Python ints; parts outside the image
+    are clipped.
+    """
+    height, width = _size_pair(image_size, "image_size")
+    box = tf.cast(box, tf.int32)
+    top, left, box_height, box_width = box[0], box[1], box[2], box[3]
+    rows = tf.range(height)
+    cols = tf.range(width)
+    in_rows = (rows >= top) & (rows < top + box_height)
+    in_cols = (cols >= left) & (cols < left + box_width)
+    inside = in_rows[:, tf.newaxis] & in_cols[tf.newaxis, :]
+    return tf.cast(inside, tf.float32)[..., tf.newaxis]
+
+
+def _random_box(seed, image_size: tuple[int, int], box_size: tuple[int, int],
+                margin: int = 0) -> tf.Tensor:
+    """int32 [4] box (top, left, h, w) at a uniform position `margin` px from the border."""
+    (height, width), (box_height, box_width) = image_size, box_size
+    top = _uniform_int(_sub_seed(seed, 0), margin, height - margin - box_height)
+    left = _uniform_int(_sub_seed(seed, 1), margin, width - margin - box_width)
+    return tf.stack([top, left, tf.constant(box_height), tf.constant(box_width)])
+
+
+# --------------------------------------------------------------------------
+# Context Encoders: centre region.
+# --------------------------------------------------------------------------
+
+def _check_overlap(hole_size: int, overlap: int) -> None:
+    if not isinstance(overlap, int) or overlap < 0 or 2 * overlap >= hole_size:
+        raise ValueError(
+            f"overlap must be an int with 0 <= 2 * overlap < hole_size ({hole_size}), got {overlap!r}.")
+
+
+def center_box(image_size: Size = 128, hole_size: int = 64) -> tuple[int, int, int]:
+    """(top, left, size) of the centred hole_size square, as Python ints.
+
+    For the defaults, rows and columns 32..95 (0-based; 33..96 in the Lua code).
+    """
+    height, width = _size_pair(image_size, "image_size")
+    hole_size = _positive_int(hole_size, "hole_size")
+    _check_fits((hole_size, hole_size), "hole_size", (height, width), "image_size")
+    return (height - hole_size) // 2, (width - hole_size) // 2, hole_size
+
+
+def center_mask(image_size: Size = 128, hole_size: int = 64, overlap: int = 4) -> tf.Tensor:
+    """Context Encoders' centre mask [H, W, 1].
+
+    The generator predicts the centre hole_size square, but only its inner
+    (hole_size - 2 * overlap) square is blanked: the `overlap` px ring stays
+    visible, so the prediction has context to blend into (and the ring is
+    weighted up in the loss, see `overlap_weights`). With the defaults the mask
+    holds 56 * 56 ones.
+    """
+    top, left, size = center_box(image_size, hole_size)
+    _check_overlap(size, overlap)
+    blanked = size - 2 * overlap
+    return box_to_mask((top + overlap, left + overlap, blanked, blanked), image_size)
+
+
+def overlap_weights(hole_size: int = 64, overlap: int = 4, ring_weight: float = 10.0) -> tf.Tensor:
+    """Per-pixel L2 weights [hole_size, hole_size, 1] of the predicted centre patch.
+
+    `ring_weight` on the `overlap` px ring along the patch border and 1 inside,
+    as Context Encoders' `overlapL2Weight`: the ring is visible in the input,
+    so predicting it right is what makes the seam invisible.
+    """
+    hole_size = _positive_int(hole_size, "hole_size")
+    _check_overlap(hole_size, overlap)
+    inner = box_to_mask((overlap, overlap, hole_size - 2 * overlap, hole_size - 2 * overlap), hole_size)
+    return tf.where(inner > 0, 1.0, tf.cast(ring_weight, tf.float32))
+
+
+# --------------------------------------------------------------------------
+# Rectangles at random positions.
+# --------------------------------------------------------------------------
+
+def random_block_mask(seed, image_size: Size, block_size: Size, margin: int = 0) -> tf.Tensor:
+    """One block_size rectangle at a uniformly random position, `margin` px from the border."""
+    image_hw = _size_pair(image_size, "image_size")
+    block_hw = _size_pair(block_size, "block_size")
+    _check_fits(block_hw, "block_size", image_hw, "image_size", margin)
+    return box_to_mask(_random_box(seed, image_hw, block_hw, margin), image_hw)
+
+
+def glcic_hole_and_local_box(seed, image_size: Size = 256, hole_range: Sequence[int] = (96, 128),
+                             local_size: Size = 128) -> tuple[tf.Tensor, tf.Tensor]:
+    """GLCIC's training hole and the box the local discriminator looks at.
+
+    A local_size box is placed uniformly in the image; the hole's height and
+    width are drawn independently and uniformly from hole_range (both ends
+    included), and the hole is placed uniformly inside the local box, so the
+    box always contains the whole hole.
+
+    Returns:
+      (mask [H, W, 1], local box int32 [4] = (top, left, height, width)).
+    """
+    image_hw = _size_pair(image_size, "image_size")
+    local_hw = _size_pair(local_size, "local_size")
+    if (not isinstance(hole_range, (tuple, list)) or len(hole_range) != 2
+            or not 0 < hole_range[0] <= hole_range[1]):
+        raise ValueError(f"hole_range must be a (min, max) pair with 0 < min <= max, got {hole_range!r}.")
+    _check_fits(local_hw, "local_size", image_hw, "image_size")
+    _check_fits((hole_range[1], hole_range[1]), "largest hole of hole_range", local_hw, "local_size")
+
+    local_box = _random_box(_sub_seed(seed, 0), image_hw, local_hw)
+    hole_height = _uniform_int(_sub_seed(seed, 1), hole_range[0], hole_range[1])
+    hole_width = _uniform_int(_sub_seed(seed, 2), hole_range[0], hole_range[1])
+    hole_top = local_box[0] + _uniform_int(_sub_seed(seed, 3), 0, local_hw[0] - hole_height)
+    hole_left = local_box[1] + _uniform_int(_sub_seed(seed, 4), 0, local_hw[1] - hole_width)
+    hole = tf.stack([hole_top, hole_left, hole_height, hole_width])
+    return box_to_mask(hole, image_hw), local_box
+
+
+def dmfn_box_mask(seed, image_size: Size = 256, box_size: Size = 128, max_delta: int = 32,
+                  position: str = "random", margin: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+    """DMFN's regular mask: a box whose sides are shrunk by a random amount.
+
+    The box is placed uniformly (`position="random"`, `margin` px from the
+    border) or centred (`"center"`). The hole is the box shrunk symmetrically:
+    top and bottom by the same delta_h, left and right by the same delta_w,
+    each drawn independently from the integers [0, max_delta // 2]. The
+    defaults give holes of 96..128 px per side. max_delta=0 gives the box
+    itself (the official code still shrinks by 0..1 px there; we do not).
+
+    Returns:
+      (mask [H, W, 1], int32 [4] = (top, left, height, width) of the unshrunk
+      box, e.g. for a local discriminator).
+    """
+    image_hw = _size_pair(image_size, "image_size")
+    box_hw = _size_pair(box_size, "box_size")
+    if not isinstance(max_delta, int) or max_delta < 0:
+        raise ValueError(f"max_delta must be an int >= 0, got {max_delta!r}.")
+    max_shrink = max_delta // 2
+    if min(box_hw) - 2 * max_shrink < 1:
+        raise ValueError(f"max_delta {max_delta} would shrink box_size {box_hw} to nothing.")
+    _check_fits(box_hw, "box_size", image_hw, "image_size", margin)
+
+    if position == "random":
+        box = _random_box(_sub_seed(seed, 0), image_hw, box_hw, margin)
+    elif position == "center":
+        box = tf.constant([(image_hw[0] - box_hw[0]) // 2, (image_hw[1] - box_hw[1]) // 2,
+                           box_hw[0], box_hw[1]], tf.int32)
+    else:
+        raise ValueError(f"position must be 'random' or 'center', got {position!r}.")
+    shrink_rows = _uniform_int(_sub_seed(seed, 1), 0, max_shrink)
+    shrink_cols = _uniform_int(_sub_seed(seed, 2), 0, max_shrink)
+    hole = box + tf.stack([shrink_rows, shrink_cols, -2 * shrink_rows, -2 * shrink_cols])
+    return box_to_mask(hole, image_hw), box
+
+
+# --------------------------------------------------------------------------
+# Context Encoders: random region (train_random.lua).
+# --------------------------------------------------------------------------
+
+# Windows tried at once in each loop iteration. At the defaults (128 px,
+# coverage in (0.2, 0.3)) 22 % of windows are accepted: bicubic smoothing
+# pulls the noise towards 0.5, so the mean coverage is 0.167, not 0.25
+# (measured over 20,000 windows). One iteration of 8 then fails with
+# probability 0.78 ** 8 ~ 0.14, and 20 iterations with 0.78 ** 160 ~ 5e-18:
+# the fallback of `random_region_mask` is practically never used, while the
+# loop usually stops after the first iteration (1.16 on average).
+_REGION_CANDIDATES_PER_TRY = 8
+_REGION_MAX_TRIES = 20
+# Noise cells kept beyond the window on each side. Bicubic interpolation reads
+# 2 cells on each side, and edge cells of the resized grid are distorted by
+# the border clamp: 2 clean cells keep the window away from them.
+_REGION_MARGIN_CELLS = 2
+
+
+def _region_noise_windows(seed, image_hw: tuple[int, int], resolution: float,
+                          count: int) -> tf.Tensor:
+    """`count` windows [count, H, W] of bicubic-upsampled uniform noise.
+
+    One noise cell spans 1/resolution px, as in the official 10000 px pattern
+    built from 10000 * resolution cells. The pattern is stationary, so a window
+    of it is made from a small noise grid that covers the window, a random
+    sub-cell offset and a margin: the same statistics at a fraction of the cost.
+    """
+    # Draws within one try: the noise, then the window offsets.
+    noise_draw, offset_draw = 0, 1
+    cell_px = 1.0 / resolution
+    grid = [math.ceil(n * resolution) + 1 + 2 * _REGION_MARGIN_CELLS for n in image_hw]
+    upsampled_hw = [round(g * cell_px) for g in grid]
+    noise = tf.random.stateless_uniform([count, grid[0], grid[1], 1], _sub_seed(seed, noise_draw))
+    pattern = tf.image.resize(noise, upsampled_hw, method="bicubic")[..., 0]
+
+    # Each window starts at a random pixel inside the first clean cell.
+    first = round(_REGION_MARGIN_CELLS * cell_px)
+    offsets = tf.random.stateless_uniform(
+        [count, 2], _sub_seed(seed, offset_draw), minval=first,
+        maxval=first + math.ceil(cell_px), dtype=tf.int32)
+    rows = offsets[:, 0:1] + tf.range(image_hw[0])[tf.newaxis]
+    cols = offsets[:, 1:2] + tf.range(image_hw[1])[tf.newaxis]
+    windows = tf.gather(pattern, rows, axis=1, batch_dims=1)
+    return tf.gather(windows, cols, axis=2, batch_dims=1)
+
+
+def _holes_by_rank(values: tf.Tensor, coverage: float) -> tf.Tensor:
+    """Float mask of the round(coverage * size) lowest `values`: exact coverage."""
+    flat = tf.reshape(values, [-1])
+    size = flat.shape[0]
+    hole_count = min(size, round(coverage * size))
+    lowest = tf.argsort(flat)[:hole_count]
+    holes = tf.scatter_nd(lowest[:, tf.newaxis], tf.ones([hole_count]), [size])
+    return tf.reshape(holes, tf.shape(values))
+
+
+def random_region_mask(seed, image_size: Size = 128, min_coverage: float = 0.2,
+                       max_coverage: float = 0.3, resolution: float = 0.06, density: float = 0.25,
+                       max_tries: int = _REGION_MAX_TRIES) -> tf.Tensor:
+    """Context Encoders' random-region mask (train_random.lua), one per sample.
+
+    The official code builds one 10000 px pattern: uniform noise with one cell
+    per 1/resolution px, bicubic-upsampled, thresholded `< density` (hole),
+    and takes random windows until the hole coverage is strictly between
+    min_coverage and max_coverage. It also uses one mask for a whole batch;
+    here each sample gets its own.
+
+    Each `tf.while_loop` iteration draws 8 windows at once (vectorised) and
+    keeps the first valid one; it stops at the first iteration with a valid
+    window or after `max_tries` iterations. Fallback, if no window was valid:
+    the window whose coverage was nearest the range is thresholded by rank
+    instead of at `density`, so that its coverage is the middle of the range
+    (up to half a pixel of rounding). At the defaults this fallback has a
+    probability of about 5e-18 (see _REGION_CANDIDATES_PER_TRY); with a narrow
+    or unusual coverage range it may not be.
+    """
+    image_hw = _size_pair(image_size, "image_size")
+    if not 0.0 <= min_coverage < max_coverage <= 1.0:
+        raise ValueError("min_coverage and max_coverage must satisfy 0 <= min_coverage < "
+                         f"max_coverage <= 1, got {min_coverage!r} and {max_coverage!r}.")
+    if not 0.0 < resolution <= 1.0:
+        raise ValueError(f"resolution (noise cells per px) must be in (0, 1], got {resolution!r}.")
+    if not 0.0 < density < 1.0:
+        raise ValueError(f"density (noise threshold) must be in (0, 1), got {density!r}.")
+    if not isinstance(max_tries, int) or max_tries < 1:
+        raise ValueError(f"max_tries must be an int >= 1, got {max_tries!r}.")
+
+    count = _REGION_CANDIDATES_PER_TRY
+    num_pixels = image_hw[0] * image_hw[1]
+
+    def distance_to_range(coverage):
+        # 0 for an accepted window (strictly inside the range), > 0 otherwise.
+        inside = (coverage > min_coverage) & (coverage < max_coverage)
+        outside = tf.maximum(min_coverage - coverage, coverage - max_coverage)
+        return tf.where(inside, tf.zeros_like(coverage), tf.maximum(outside, 1e-12))
+
+    def try_windows(tries, best_window, best_distance):
+        windows = _region_noise_windows(_sub_seed(seed, tries), image_hw, resolution, count)
+        # float64, so that the strict bounds are tested on exactly count / size.
+        hole_counts = tf.reduce_sum(tf.cast(windows < density, tf.float64), axis=[1, 2])
+        distance = distance_to_range(hole_counts / num_pixels)
+        # The first window with the smallest distance (argmin leaves ties unspecified).
+        nearest = tf.reduce_min(tf.where(distance == tf.reduce_min(distance), tf.range(count), count))
+        better = distance[nearest] < best_distance
+        return (tries + 1,
+                tf.where(better, windows[nearest], best_window),
+                tf.where(better, distance[nearest], best_distance))
+
+    def keep_trying(tries, best_window, best_distance):
+        return (tries < max_tries) & (best_distance > 0)
+
+    _, window, distance = tf.while_loop(
+        keep_trying, try_windows,
+        (tf.constant(0), tf.zeros(image_hw), tf.constant(np.inf, tf.float64)))
+
+    mask = tf.cond(
+        distance > 0,
+        lambda: _holes_by_rank(window, (min_coverage + max_coverage) / 2),
+        lambda: tf.cast(window < density, tf.float32))
+    return tf.reshape(mask, [image_hw[0], image_hw[1], 1])
+
+
+# --------------------------------------------------------------------------
+# Free-form strokes.
+# --------------------------------------------------------------------------
+
+# Stroke sizes below are for a 256 px image; other sizes scale them by
+# min(H, W) / 256.
+_STROKE_REFERENCE_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class StrokeParams:
+    """Random-walk brush strokes, sizes in px for a 256 x 256 image.
+
+    Each stroke starts at a uniform point with a uniform heading and makes
+    1..max_vertices straight segments; before each segment the heading turns
+    by a uniform angle in [-max_angle, max_angle] (radians) and the segment
+    length is uniform in [min_length, max_length]. Vertices are clipped to the
+    image, so strokes slide along borders instead of leaving the image. One
+    stroke has one width, uniform in [min_width, max_width].
+    """
+
+    min_strokes: int
+    max_strokes: int
+    max_vertices: int
+    min_length: float
+    max_length: float
+    min_width: float
+    max_width: float
+    max_angle: float = math.pi / 2
+
+    def __post_init__(self):
+        if not 1 <= self.min_strokes <= self.max_strokes:
+            raise ValueError("StrokeParams needs 1 <= min_strokes <= max_strokes, got "
+                             f"{self.min_strokes} and {self.max_strokes}.")
+        if self.max_vertices < 1:
+            raise ValueError(f"StrokeParams needs max_vertices >= 1, got {self.max_vertices}.")
+        if not 0 <= self.min_length <= self.max_length:
+            raise ValueError("StrokeParams needs 0 <= min_length <= max_length, got "
+                             f"{self.min_length} and {self.max_length}.")
+        if not 0 < self.min_width <= self.max_width:
+            raise ValueError("StrokeParams needs 0 < min_width <= max_width, got "
+                             f"{self.min_width} and {self.max_width}.")
+        if self.max_angle < 0:
+            raise ValueError(f"StrokeParams needs max_angle >= 0, got {self.max_angle}.")
+
+    def scaled(self, factor: float) -> "StrokeParams":
+        """The same strokes for an image `factor` times the reference size."""
+        return dataclasses.replace(
+            self, min_length=self.min_length * factor, max_length=self.max_length * factor,
+            min_width=max(1.0, self.min_width * factor), max_width=max(1.0, self.max_width * factor))
+
+
+# In the spirit of LaMa's thin / medium / thick random masks at 256 px
+# (configs/data_gen/random_*_256.yaml; 1..5 segments per stroke):
+#   thin   4-50 strokes, length 10-49, width 5-14;
+#   medium 4-5 strokes,  length 10-109, width 5-54;
+#   thick  1-5 strokes,  length 10-209, width 5-104, masks over 50 % dropped.
+# Our strokes are random walks that turn gradually, so they fold back onto
+# themselves less and cover more than LaMa's for the same numbers: thin has
+# fewer, narrower strokes and thick fewer, shorter ones (no mask is dropped).
+# Hole coverage at 256 px over 200 seeds, mean (5th-95th percentile):
+#   thin 0.13 (0.04-0.23), medium 0.23 (0.12-0.36), thick 0.33 (0.08-0.59).
+IRREGULAR_PRESETS = {
+    # Many short narrow scribbles.
+    "thin": StrokeParams(min_strokes=4, max_strokes=30, max_vertices=5,
+                         min_length=10, max_length=40, min_width=4, max_width=12),
+    # A few medium strokes (LaMa's medium numbers).
+    "medium": StrokeParams(min_strokes=4, max_strokes=5, max_vertices=5,
+                           min_length=10, max_length=100, min_width=5, max_width=50),
+    # Few long wide strokes.
+    "thick": StrokeParams(min_strokes=1, max_strokes=4, max_vertices=5,
+                          min_length=20, max_length=160, min_width=30, max_width=80),
+}
+
+
+def _stroke_params(preset: Union[str, StrokeParams]) -> StrokeParams:
+    if isinstance(preset, StrokeParams):
+        return preset
+    if preset not in IRREGULAR_PRESETS:
+        raise ValueError(f"preset must be one of {sorted(IRREGULAR_PRESETS)} or a StrokeParams, "
+                         f"got {preset!r}.")
+    return IRREGULAR_PRESETS[preset]
+
+
+def _render_capsules(start_y, start_x, end_y, end_x, radius, enabled,
+                     image_hw: tuple[int, int]) -> tf.Tensor:
+    """Bool [H, W]: pixels within `radius` of any enabled segment (all args [S]).
+
+    The set of points within a distance of a segment is a capsule: a rectangle
+    with round caps. Round caps are what join consecutive segments of a stroke
+    without gaps at sharp turns.
+    """
+    # [S, 1, 1] segments against [1, H, 1] rows and [1, 1, W] columns.
+    start_y, start_x, end_y, end_x, radius, enabled = (
+        t[:, tf.newaxis, tf.newaxis] for t in (start_y, start_x, end_y, end_x, radius, enabled))
+    rows = tf.range(image_hw[0], dtype=tf.float32)[tf.newaxis, :, tf.newaxis]
+    cols = tf.range(image_hw[1], dtype=tf.float32)[tf.newaxis, tf.newaxis, :]
+    step_y, step_x = end_y - start_y, end_x - start_x
+    # Position of the closest point along the segment, 0 at start, 1 at end;
+    # a zero-length segment (divide_no_nan gives 0) is a disc.
+    along = tf.math.divide_no_nan((rows - start_y) * step_y + (cols - start_x) * step_x,
+                                  step_y ** 2 + step_x ** 2)
+    along = tf.clip_by_value(along, 0.0, 1.0)
+    squared_distance = (rows - start_y - along * step_y) ** 2 + (cols - start_x - along * step_x) ** 2
+    return tf.reduce_any((squared_distance <= radius ** 2) & enabled, axis=0)
+
+
+def irregular_mask(seed, image_size: Size = 256,
+                   preset: Union[str, StrokeParams] = "medium") -> tf.Tensor:
+    """Free-form mask [H, W, 1] of random-walk brush strokes.
+
+    `preset` is a name of IRREGULAR_PRESETS ("thin", "medium", "thick") or a
+    StrokeParams; its sizes are for 256 px and scaled to min(H, W) / 256. All
+    max_strokes * max_vertices segments are rendered at once; the strokes and
+    vertices beyond the drawn counts are disabled.
+    """
+    image_hw = _size_pair(image_size, "image_size")
+    params = _stroke_params(preset).scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
+    strokes, vertices = params.max_strokes, params.max_vertices
+    (count_draw, vertices_draw, start_draw, heading_draw,
+     turn_draw, length_draw, width_draw) = range(7)
+
+    def uniform(draw, shape, low, high):
+        return tf.random.stateless_uniform(shape, _sub_seed(seed, draw), low, high)
+
+    num_strokes = _uniform_int(_sub_seed(seed, count_draw), params.min_strokes, strokes)
+    num_segments = tf.random.stateless_uniform(
+        [strokes], _sub_seed(seed, vertices_draw), minval=1, maxval=vertices + 1, dtype=tf.int32)
+    start = uniform(start_draw, [2, strokes], 0.0, 1.0)
+    y = start[0] * (image_hw[0] - 1)
+    x = start[1] * (image_hw[1] - 1)
+    heading = uniform(heading_draw, [strokes], 0.0, 2 * math.pi)
+    turns = uniform(turn_draw, [vertices, strokes], -params.max_angle, params.max_angle)
+    lengths = uniform(length_draw, [vertices, strokes], params.min_length, params.max_length)
+    widths = uniform(width_draw, [strokes], params.min_width, params.max_width)
+
+    # The walk, unrolled over the (few) vertices: [vertices + 1, strokes] points.
+    ys, xs = [y], [x]
+    for v in range(vertices):
+        heading = heading + turns[v]
+        y = tf.clip_by_value(y + lengths[v] * tf.sin(heading), 0.0, image_hw[0] - 1.0)
+        x = tf.clip_by_value(x + lengths[v] * tf.cos(heading), 0.0, image_hw[1] - 1.0)
+        ys.append(y)
+        xs.append(x)
+    ys, xs = tf.stack(ys), tf.stack(xs)
+
+    segment_index = tf.range(vertices)[:, tf.newaxis]
+    stroke_index = tf.range(strokes)[tf.newaxis, :]
+    enabled = (stroke_index < num_strokes) & (segment_index < num_segments[tf.newaxis, :])
+    radius = tf.broadcast_to(widths / 2, [vertices, strokes])
+    flat = lambda t: tf.reshape(t, [-1])  # [vertices, strokes] -> [segments]
+    holes = _render_capsules(flat(ys[:-1]), flat(xs[:-1]), flat(ys[1:]), flat(xs[1:]),
+                             flat(radius), flat(enabled), image_hw)
+    return tf.cast(holes, tf.float32)[..., tf.newaxis]
+
+
+# --------------------------------------------------------------------------
+# Masks read from a folder of mask images.
+# --------------------------------------------------------------------------
+
+# Files decoded when a folder is loaded; spread evenly over the sorted list,
+# so that a folder sorted by hole size is checked at all sizes.
+_FILES_CHECKED = 64
+
+
+def _read_holes(path, invert: bool) -> tf.Tensor:
+    """Bool [h, w, 1] holes of a mask image file, at its own size (graph mode)."""
+    # Decoded as RGB then made gray, because decode_image refuses channels=1
+    # for BMP; the luma weights are those of PIL's convert("L").
+    rgb = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    gray = tf.image.rgb_to_grayscale(rgb)
+    return gray <= 127 if invert else gray > 127
+
+
+def _decode_mask(path, image_size: tuple[int, int], invert: bool) -> tf.Tensor:
+    """Reads a mask image in the graph: float32 [H, W, 1], 1 = hole."""
+    # Binarised before resizing, so that JPEG ringing cannot matter; nearest
+    # neighbour then keeps the mask binary.
+    holes = tf.cast(_read_holes(path, invert), tf.uint8)
+    holes = tf.image.resize(holes, image_size, method="nearest")
+    return tf.ensure_shape(tf.cast(holes, tf.float32), [image_size[0], image_size[1], 1])
+
+
+def _checked_coverage(path: str, invert: bool) -> float:
+    """Hole coverage of one mask file, or a ValueError naming it if it can not be used.
+
+    PIL decodes the whole file (truncated files are caught); the coverage is
+    then measured on TensorFlow's decoding, the one training uses, which
+    also catches the few files PIL reads and TensorFlow does not (1-bit BMP).
+    """
+    reason = check_image_file(path)
+    if reason is None:
+        try:
+            holes = _read_holes(path, invert)
+        except tf.errors.InvalidArgumentError as error:
+            reason = f"not decodable by TensorFlow ({error.message.splitlines()[0]})"
+    if reason is not None:
+        raise ValueError(f"Mask file {path!r} is {reason}.")
+    return float(tf.reduce_mean(tf.cast(holes, tf.float64)))
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskFolder:
+    """Mask images of a folder (white = hole, or black = hole with invert=True).
+
+    Build it with `load_mask_folder`, which checks the files.
+    """
+
+    files: tuple[str, ...]
+    invert: bool = False
+
+    def sample(self, seed, image_size: Size) -> tf.Tensor:
+        """A file picked uniformly by `seed`, as a mask [H, W, 1] (graph mode)."""
+        image_hw = _size_pair(image_size, "image_size")
+        index = tf.random.stateless_uniform([], seed, minval=0, maxval=len(self.files),
+                                            dtype=tf.int32)
+        return _decode_mask(tf.gather(tf.constant(self.files), index), image_hw, self.invert)
+
+    def load(self, index: int, image_size: Size) -> tf.Tensor:
+        """The mask of file number `index` (in sorted order), as [H, W, 1]."""
+        image_hw = _size_pair(image_size, "image_size")
+        if not -len(self.files) <= index < len(self.files):
+            raise ValueError(f"index must be in [0, {len(self.files)}), got {index}.")
+        return _decode_mask(tf.constant(self.files[index]), image_hw, self.invert)
+
+
+def load_mask_folder(folder: str, invert: bool = False) -> MaskFolder:
+    """Lists the mask images under `folder` (recursively, sorted) and checks them.
+
+    Up to 64 files, evenly spread, are decoded now (by PIL and by TensorFlow),
+    so that problems show up before training rather than in the middle of
+    it. The other files are only listed.
+
+    Raises:
+      FileNotFoundError: if `folder` does not exist.
+      ValueError: if it holds no mask image; if a checked file is unreadable;
+        if the checked masks look inverted (median hole coverage above 50 %:
+        black = hole, pass invert=True); if a checked mask has no hole or no
+        known pixel.
+    """
+    files = find_image_files(folder, MASK_EXTENSIONS)
+    if not files:
+        raise ValueError(f"No mask image in {folder!r}: expected files ending in "
+                         f"{', '.join(MASK_EXTENSIONS)}.")
+    checked = sorted({round(i) for i in np.linspace(0, len(files) - 1, min(len(files), _FILES_CHECKED))})
+    coverage = {files[i]: _checked_coverage(files[i], invert) for i in checked}
+
+    median = float(np.median(list(coverage.values())))
+    if median > 0.5:
+        flip = "invert=False (white = hole)" if invert else "invert=True"
+        raise ValueError(
+            f"The masks in {folder!r} look inverted: the median hole coverage of {len(coverage)} "
+            f"checked files is {median:.0%}. The suite reads {'black' if invert else 'white'} "
+            f"as hole; if yours are the other way round, pass {flip}.")
+    no_hole = [p for p, c in coverage.items() if c == 0.0]
+    no_known = [p for p, c in coverage.items() if c == 1.0]
+    if no_hole or no_known:
+        raise ValueError(f"Unusable masks in {folder!r}: without a hole: {no_hole}; "
+                         f"without a known pixel: {no_known}.")
+    return MaskFolder(files=tuple(files), invert=invert)
+
+
+# --------------------------------------------------------------------------
+# Filling holes.
+# --------------------------------------------------------------------------
+
+def apply_fill(image, mask, fill) -> tf.Tensor:
+    """`image` with hole pixels (mask > 0.5) set to `fill`, known pixels unchanged.
+
+    image: [..., H, W, C]; mask: [..., H, W, 1] (broadcasts over channels and
+    batch); fill: a scalar or a length-C vector, in the image range [-1, 1],
+    e.g. IMAGENET_MEAN_FILL or GRAY_FILL.
+    """
+    image = tf.convert_to_tensor(image)
+    fill = tf.cast(fill, image.dtype)
+    if fill.shape.rank not in (0, 1):
+        raise ValueError(f"fill must be a scalar or a per-channel vector, got shape {fill.shape}.")
+    if fill.shape.rank == 1 and fill.shape[0] not in (1, image.shape[-1]):
+        raise ValueError(f"fill has {fill.shape[0]} values for an image of {image.shape[-1]} channels.")
+    holes = tf.convert_to_tensor(mask) > 0.5
+    return tf.where(holes, tf.broadcast_to(fill, tf.shape(image)), image)
