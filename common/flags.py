@@ -1,0 +1,123 @@
+"""Command-line flags shared by every paper's train.py.
+
+Flags are read only in train.py files: they call `define_common_flags()`,
+override the defaults with the paper's values (`flags.FLAGS.set_default`),
+and turn the parsed values into plain config objects with `run_config()`.
+Library code never reads flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from absl import flags
+
+from common import train_loop
+
+
+def define_common_flags() -> None:
+    """Defines the flags every reproduction understands."""
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples; an "
+                        "existing run there is resumed.")
+    flags.DEFINE_string("train_data", "sample", "Training data: 'sample' (bundled photos), a "
+                        "folder of images, a TFRecord pattern, or 'tfds:NAME[:SPLIT]'.")
+    flags.DEFINE_string("eval_data", "", "Evaluation data, same forms as --train_data; empty = "
+                        "no periodic evaluation (sample grids then use --train_data).")
+    flags.DEFINE_integer("eval_examples", 64, "Examples used from --eval_data.")
+    flags.DEFINE_integer("batch_size", 64, "Global batch size.")
+    flags.DEFINE_integer("num_steps", 100_000, "Training length of the configuration.")
+    flags.DEFINE_integer("max_steps", None, "If set, overrides --num_steps.")
+    flags.DEFINE_integer("seed", 0, "Seeds the initial weights, shuffling, crops and masks.")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA.")
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16"],
+                      "Mixed precision: float16 (with loss scaling) or bfloat16.")
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
+                      "tf.distribute strategy: one device, or all local GPUs.")
+    flags.DEFINE_integer("log_every", 50, "Steps between scalar logs and progress lines.")
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+    flags.DEFINE_integer("sample_every", 500, "Steps between sample image grids.")
+    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on --eval_data.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in workdir/checkpoints.")
+    flags.DEFINE_integer("shuffle_buffer", 2048, "Record shuffle buffer for TFRecord/tfds data.")
+    flags.DEFINE_boolean("dry_run", False, "Build the networks, print their trainable parameter "
+                         "counts as one JSON line, and exit.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    train_data: str
+    eval_data: str
+    eval_examples: int
+    batch_size: int
+    seed: int
+    shuffle_buffer: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything about a run that is not the paper's own."""
+
+    loop: train_loop.LoopConfig
+    data: DataConfig
+    mixed_precision: str
+    strategy: str
+
+
+def _require_positive(values: flags.FlagValues, *names: str) -> None:
+    for name in names:
+        value = values[name].value
+        if value is not None and value < 1:
+            raise flags.ValidationError(f"--{name} must be a positive integer, got {value}.")
+
+
+def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
+    """Builds the run configuration from parsed flags, validating them."""
+    if not values.workdir:
+        raise flags.ValidationError("--workdir is required (where checkpoints and logs go).")
+    _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
+                      "log_every", "checkpoint_every", "sample_every", "eval_every",
+                      "keep_checkpoints", "shuffle_buffer")
+    if values.eval_examples < values.batch_size and values.eval_data:
+        raise flags.ValidationError(
+            f"--eval_examples ({values.eval_examples}) must be at least --batch_size "
+            f"({values.batch_size}): evaluation uses whole batches.")
+    loop = train_loop.LoopConfig(
+        workdir=values.workdir,
+        num_steps=values.max_steps or values.num_steps,
+        batch_size=values.batch_size,
+        log_every=values.log_every,
+        checkpoint_every=values.checkpoint_every,
+        sample_every=values.sample_every,
+        eval_every=values.eval_every,
+        keep_checkpoints=values.keep_checkpoints,
+        jit_compile=values.jit_compile)
+    data = DataConfig(train_data=values.train_data, eval_data=values.eval_data,
+                      eval_examples=values.eval_examples, batch_size=values.batch_size,
+                      seed=values.seed, shuffle_buffer=values.shuffle_buffer)
+    return RunConfig(loop=loop, data=data, mixed_precision=values.mixed_precision,
+                     strategy=values.strategy)
+
+
+# Flags of these modules are absl's or TensorFlow's own, not the run's.
+_FOREIGN_MODULE_PREFIXES = ("absl", "tensorflow", "keras", "tensorboard", "tensorflow_datasets")
+
+
+def write_flagfile(path: str, values: flags.FlagValues = flags.FLAGS) -> None:
+    """Writes the resolved flags so `train.py --flagfile=PATH` relaunches the run."""
+    lines = []
+    for module, module_flags in values.flags_by_module_dict().items():
+        if module.startswith(_FOREIGN_MODULE_PREFIXES):
+            continue
+        for flag in module_flags:
+            if flag.name in ("flagfile", "dry_run"):
+                continue
+            serialized = flag.serialize()
+            if serialized:
+                lines.append(serialized)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# Resolved flags of this run; relaunch with --flagfile=" + path + "\n")
+        f.write("\n".join(sorted(set(lines))) + "\n")
+    os.replace(tmp, path)
