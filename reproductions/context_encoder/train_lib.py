@@ -1,0 +1,256 @@
+"""Context Encoders training: the task (train step, prediction) and its data.
+
+The objective, exactly as the official train.lua optimises it:
+
+  L_G = wtl2 * mean(W * (G(x) - x_c)^2) + (1 - wtl2) * BCE(D(G(x)), real)
+  L_D = BCE(D(x_c), real) + BCE(D(G(x)), fake)
+
+with wtl2 = 0.999 and W = overlap_weight (10) on the 4-px ring of the 64x64
+centre patch, 1 inside. One D update and one G update per step; as in the
+official code, the G update reuses D's forward pass on the fake from *before*
+D's update, so one forward pass of both networks serves both gradients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from common import data as data_lib
+from common import flags as common_flags
+from common import losses
+from common import masks
+from common import model_utils
+from common import train_loop
+from reproductions.context_encoder import model as model_lib
+
+FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
+SAMPLE_IMAGES = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    variant: str = "center"  # "center" or "random_region"
+    adversarial: bool = True  # False: the L2-only model (no discriminator)
+    wtl2: float = 0.999  # weight of the L2 term; the adversarial term gets 1 - wtl2
+    overlap: int = 4  # width of the visible ring of the 64x64 centre patch
+    overlap_weight: float = 10.0  # L2 weight on that ring
+    lr_g: float = 2e-3  # official: 10x the discriminator's rate when 0 < wtl2 < 1
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    ngf: int = 64
+    nef: int = 64
+    ndf: int = 64
+    bottleneck: int = 4000
+    image_size: int = 128
+    hole_size: int = 64
+    load_size: int = 350  # shorter side before the random crop
+    fill: str = "mean_pixel"
+    mask_per_batch: bool = False  # random_region: one mask for the whole batch (official)
+
+    def __post_init__(self):
+        if self.variant not in model_lib.VARIANTS:
+            raise ValueError(f"--variant must be one of {model_lib.VARIANTS}, got {self.variant!r}.")
+        if not 0.0 < self.wtl2 <= 1.0:
+            raise ValueError(f"--wtl2 must be in (0, 1], got {self.wtl2}.")
+        if self.fill not in FILLS:
+            raise ValueError(f"--fill must be one of {sorted(FILLS)}, got {self.fill!r}.")
+        if not 0 <= 2 * self.overlap < self.hole_size:
+            raise ValueError(f"--overlap must be in [0, hole_size / 2), got {self.overlap}.")
+        if self.load_size < self.image_size:
+            raise ValueError(f"--load_size ({self.load_size}) must be at least the crop "
+                             f"size ({self.image_size}).")
+        for name in ("lr_g", "lr_d", "ngf", "nef", "ndf", "bottleneck"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+
+
+class ContextEncoderTask(train_loop.Task):
+    """Generator, discriminator and their Adam optimizers. Build under strategy.scope()."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.generator = model_lib.build_generator(config.variant, config.ngf, config.nef,
+                                                   config.bottleneck, config.image_size)
+        self.g_optimizer = train_loop.make_optimizer(keras.optimizers.Adam(
+            config.lr_g, beta_1=config.beta1, beta_2=0.999, epsilon=1e-8))
+        self.discriminator = None
+        self.d_optimizer = None
+        if config.adversarial:
+            self.discriminator = model_lib.build_discriminator(config.variant, config.ndf)
+            self.d_optimizer = train_loop.make_optimizer(keras.optimizers.Adam(
+                config.lr_d, beta_1=config.beta1, beta_2=0.999, epsilon=1e-8))
+        self.fill = FILLS[config.fill]
+        self.center_box = masks.center_box(config.image_size, config.hole_size)
+        # Center: 10x L2 weight on the visible ring of the predicted patch.
+        # Random region: a uniform weight over the whole image (official
+        # README: useOverlapPred=0).
+        self.l2_weights = (masks.overlap_weights(config.hole_size, config.overlap,
+                                                 config.overlap_weight)[None]
+                           if config.variant == "center" else None)
+
+    def checkpoint_items(self) -> dict[str, object]:
+        items = {"generator": self.generator, "g_optimizer": self.g_optimizer}
+        if self.discriminator is not None:
+            items.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
+        return items
+
+    def phase_name(self, phase: int) -> str:
+        del phase
+        return "joint" if self.config.adversarial else "l2_only"
+
+    def build_optimizers(self) -> None:
+        self.g_optimizer.build(self.generator.trainable_variables)
+        if self.discriminator is not None:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def network_input(self, batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """The image with its hole filled (no mask channel, as in the paper)."""
+        return masks.apply_fill(batch["image"], batch["mask"], self.fill)
+
+    def target(self, image: tf.Tensor) -> tf.Tensor:
+        """What the generator must output: the centre patch, or the whole image."""
+        if self.config.variant != "center":
+            return image
+        top, left, size = self.center_box
+        return image[:, top:top + size, left:left + size]
+
+    def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
+        del phase  # Context Encoders trains in one phase.
+        config = self.config
+        inputs = self.network_input(batch)
+        real = self.target(batch["image"])
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(inputs, training=True)
+            l2 = losses.weighted_l2(fake, real, self.l2_weights)
+            result = {"l2": l2}
+            if config.adversarial:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(fake, training=True)
+                d_loss = losses.discriminator_bce_loss(real_logits, fake_logits)
+                adversarial = losses.generator_bce_loss(fake_logits)
+                g_loss = config.wtl2 * l2 + (1.0 - config.wtl2) * adversarial
+                result.update(adversarial=adversarial, d_loss=d_loss)
+            else:
+                g_loss = l2
+            result["g_loss"] = g_loss
+            g_scaled = train_loop.scale_loss(self.g_optimizer, train_loop.replica_loss(g_loss))
+            if config.adversarial:
+                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        if config.adversarial:
+            d_vars = self.discriminator.trainable_variables
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        return result
+
+    def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image = tf.convert_to_tensor(batch["image"], tf.float32)
+        mask = tf.convert_to_tensor(batch["mask"], tf.float32)
+        inputs = self.network_input({"image": image, "mask": mask})
+        output = tf.cast(self.generator(inputs, training=False), tf.float32)
+        if self.config.variant == "center":
+            # Paste the 64x64 prediction at the centre; like the official
+            # test.lua, the composite keeps only its inner (64 - 2*overlap)^2.
+            top, left, size = self.center_box
+            full = self.config.image_size
+            output = tf.pad(output, [[0, 0], [top, full - top - size], [left, full - left - size],
+                                     [0, 0]])
+            region = masks.center_mask(full, size, overlap=0)[None]
+            raw = region * output + (1.0 - region) * inputs
+        else:
+            raw = output
+        composite = mask * output + (1.0 - mask) * image
+        return {"input": inputs, "output": raw, "composite": composite, "target": image,
+                "mask": mask}
+
+
+def build_task(config: Config) -> ContextEncoderTask:
+    return ContextEncoderTask(config)
+
+
+def parameter_counts(task: ContextEncoderTask) -> dict[str, int]:
+    """Trainable parameters of the generator and discriminator (0 without one)."""
+    counts = {"generator_params": model_utils.count_trainable_params(task.generator),
+              "discriminator_params": 0}
+    if task.discriminator is not None:
+        counts["discriminator_params"] = model_utils.count_trainable_params(task.discriminator)
+    return counts
+
+
+def crop_policy(config: Config) -> data_lib.CropPolicy:
+    """Official donkey_folder.lua: shorter side to loadSize, random crop, random flip."""
+    return data_lib.CropPolicy(crop_size=config.image_size,
+                               shorter_side=(config.load_size, config.load_size), flip=True)
+
+
+def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
+    """The masking step of the pipeline: adds the variant's mask to each image."""
+    if config.variant == "center":
+        def center_example(image, example_seed, index):
+            del example_seed, index
+            return {"image": image,
+                    "mask": masks.center_mask(config.image_size, config.hole_size, config.overlap)}
+        return center_example
+
+    def random_region_example(image, example_seed, index):
+        if config.mask_per_batch:
+            # The official code draws one mask per batch; examples of the same
+            # batch share a seed.
+            example_seed = data_lib.element_seed(seed + 1, index // batch_size)
+        return {"image": image,
+                "mask": masks.random_region_mask(example_seed, config.image_size)}
+    return random_region_example
+
+
+def make_dataset(config: Config, data: common_flags.DataConfig, *, spec: str, training: bool,
+                 batch_size: int, start_index: int = 0, num_examples: int | None = None,
+                 purpose: str = "") -> tf.data.Dataset:
+    """The paper's pipeline for one data spec."""
+    return data_lib.make_dataset(
+        spec, batch_size=batch_size, policy=crop_policy(config),
+        example_fn=example_fn(config, data.seed, batch_size), seed=data.seed,
+        training=training, start_index=start_index, num_examples=num_examples,
+        shuffle_buffer=data.shuffle_buffer, purpose=purpose)
+
+
+def sample_batch(config: Config, data: common_flags.DataConfig) -> dict[str, np.ndarray]:
+    """A fixed batch for the sample grids: evaluation data, else training data."""
+    spec = data.eval_data or data.train_data
+    dataset = make_dataset(config, data, spec=spec, training=False, batch_size=1,
+                           num_examples=SAMPLE_IMAGES, purpose="sample grid")
+    examples = [{k: v.numpy() for k, v in batch.items()} for batch in dataset]
+    if not examples:
+        raise ValueError(f"No image could be read from {spec!r} for the sample grids.")
+    return {k: np.concatenate([e[k] for e in examples]) for k in examples[0]}
+
+
+def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
+    """Trains Context Encoders as configured; resumes from the work directory."""
+    train_loop.set_precision(run_config.mixed_precision)
+    keras.utils.set_random_seed(run_config.data.seed)
+    strategy = train_loop.make_strategy(run_config.strategy)
+    with strategy.scope():
+        task = build_task(config)
+    logging.info("Context Encoders (%s%s), trainable parameters: %s", config.variant,
+                 "" if config.adversarial else ", L2 only", parameter_counts(task))
+    data = run_config.data
+
+    def make_train_dataset(start_index: int) -> tf.data.Dataset:
+        return make_dataset(config, data, spec=data.train_data, training=True,
+                            batch_size=data.batch_size, start_index=start_index)
+
+    eval_dataset = None
+    if data.eval_data:
+        eval_dataset = make_dataset(config, data, spec=data.eval_data, training=False,
+                                    batch_size=data.batch_size, num_examples=data.eval_examples)
+    return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
+                            sample_batch=sample_batch(config, data), eval_dataset=eval_dataset)
+

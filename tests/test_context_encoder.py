@@ -1,0 +1,267 @@
+"""Context Encoders: networks against the spec sheet, the loss, the data, and real runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import flags as common_flags
+from common import masks
+from common import train_loop
+from reproductions.context_encoder import model as model_lib
+from reproductions.context_encoder import train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_PY = os.path.join(REPO, "reproductions", "context_encoder", "train.py")
+CONFIGS = os.path.join(REPO, "reproductions", "context_encoder", "configs")
+TINY = dict(ngf=8, nef=8, ndf=8, bottleneck=16)
+
+
+def tiny_config(**kwargs):
+    return train_lib.Config(**{**TINY, **kwargs})
+
+
+def run_config(workdir, num_steps, batch_size=4, seed=0, **loop):
+    settings = dict(workdir=str(workdir), num_steps=num_steps, batch_size=batch_size,
+                    log_every=1, checkpoint_every=2, sample_every=100, eval_every=100)
+    settings.update(loop)
+    return common_flags.RunConfig(
+        loop=train_loop.LoopConfig(**settings),
+        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=8,
+                                     batch_size=batch_size, seed=seed, shuffle_buffer=16),
+        mixed_precision="none", strategy="default")
+
+
+# Spec sheet 1.2 / 1.3 (COMPUTED). The official code zeroes every conv bias
+# before each update, so the effective counts leave the biases out: the spec's
+# D counts include them (center: 961 biases, random region: 1,025).
+@pytest.mark.parametrize("variant, generator, discriminator", [
+    ("center", 71_124_544, 2_766_529 - 961),
+    ("random_region", 71_196_259 - 6_051, 2_832_257 - 1_025),
+])
+def test_parameter_counts_match_the_spec_sheet(variant, generator, discriminator):
+    task = train_lib.build_task(train_lib.Config(variant=variant))
+    assert train_lib.parameter_counts(task) == {"generator_params": generator,
+                                                "discriminator_params": discriminator}
+
+
+def test_l2_only_model_has_no_discriminator():
+    task = train_lib.build_task(tiny_config(adversarial=False))
+    assert task.discriminator is None
+    assert set(task.checkpoint_items()) == {"generator", "g_optimizer"}
+    assert train_lib.parameter_counts(task)["discriminator_params"] == 0
+
+
+@pytest.mark.parametrize("variant, out_size, d_size", [("center", 64, 64),
+                                                       ("random_region", 128, 128)])
+def test_network_shapes(variant, out_size, d_size):
+    generator = model_lib.build_generator(variant, **{k: TINY[k] for k in
+                                                       ("ngf", "nef", "bottleneck")})
+    discriminator = model_lib.build_discriminator(variant, ndf=8)
+    assert generator.output_shape == (None, out_size, out_size, 3)
+    assert discriminator.input_shape == (None, d_size, d_size, 3)
+    assert discriminator.output_shape == (None, 1)
+    output = generator(tf.zeros([2, 128, 128, 3]), training=False).numpy()
+    assert output.min() >= -1.0 and output.max() <= 1.0  # tanh
+
+
+def test_layers_follow_the_official_code():
+    generator = model_lib.build_generator("center", **{k: TINY[k] for k in
+                                                        ("ngf", "nef", "bottleneck")})
+    discriminator = model_lib.build_discriminator("center", ndf=8)
+    for model in (generator, discriminator):
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                assert not layer.use_bias, layer.name
+                assert layer.kernel_size == (4, 4)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                assert layer.momentum == 0.9 and layer.epsilon == 1e-5
+            if isinstance(layer, keras.layers.LeakyReLU):
+                assert layer.negative_slope == pytest.approx(0.2)
+    # The first encoder layer has no BatchNorm; the bottleneck is 1x1.
+    layers = generator.layers
+    after_enc1 = layers[[layer.name for layer in layers].index("enc1") + 1]
+    assert isinstance(after_enc1, keras.layers.LeakyReLU)
+    assert isinstance(layers[[layer.name for layer in layers].index("enc2") + 1],
+                      keras.layers.BatchNormalization)
+    assert generator.get_layer("bottleneck").output.shape[1:3] == (1, 1)
+
+
+def batch_of(images, config):
+    mask = masks.center_mask(config.image_size, config.hole_size, config.overlap)
+    return {"image": tf.constant(images, tf.float32),
+            "mask": tf.broadcast_to(mask, [len(images), 128, 128, 1])}
+
+
+def test_train_step_losses_match_a_hand_computation():
+    keras.utils.set_random_seed(0)
+    config = tiny_config()
+    task = train_lib.build_task(config)
+    task.build_optimizers()
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
+    batch = batch_of(images, config)
+    # The step sees the weights from before its update; BatchNorm in training
+    # mode is a pure function of the weights and the batch.
+    inputs = task.network_input(batch)
+    fake = task.generator(inputs, training=True).numpy()
+    real = images[:, 32:96, 32:96]
+    ring = np.full((64, 64), 10.0)
+    ring[4:60, 4:60] = 1.0
+    expected_l2 = np.mean(ring[None, :, :, None] * (fake - real) ** 2)
+    real_logits = task.discriminator(real, training=True).numpy()
+    fake_logits = task.discriminator(fake, training=True).numpy()
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731  BCE(x, 1) = softplus(-x)
+    expected_d = np.mean(softplus(-real_logits)) + np.mean(softplus(fake_logits))
+    expected_adv = np.mean(softplus(-fake_logits))
+
+    losses = {k: float(v) for k, v in task.train_step(batch, phase=0).items()}
+    assert losses["l2"] == pytest.approx(expected_l2, rel=1e-5)
+    assert losses["d_loss"] == pytest.approx(expected_d, rel=1e-5)
+    assert losses["adversarial"] == pytest.approx(expected_adv, rel=1e-5)
+    assert losses["g_loss"] == pytest.approx(0.999 * expected_l2 + 0.001 * expected_adv, rel=1e-5)
+
+
+def test_hole_is_filled_with_the_mean_pixel_and_the_ring_stays_visible():
+    config = tiny_config()
+    task = train_lib.build_task(config)
+    images = np.full((1, 128, 128, 3), 0.5, np.float32)
+    inputs = task.network_input(batch_of(images, config)).numpy()[0]
+    np.testing.assert_allclose(inputs[64, 64], masks.IMAGENET_MEAN_FILL, atol=1e-6)
+    np.testing.assert_allclose(inputs[36:92, 36:92], np.broadcast_to(
+        masks.IMAGENET_MEAN_FILL, (56, 56, 3)), atol=1e-6)
+    assert np.all(inputs[32:36, 32:96] == 0.5)  # the 4-px ring is context
+    assert np.all(inputs[:32] == 0.5)
+
+
+@pytest.mark.parametrize("variant", ["center", "random_region"])
+def test_composite_keeps_every_known_pixel(variant):
+    config = tiny_config(variant=variant)
+    task = train_lib.build_task(config)
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
+    if variant == "center":
+        batch = batch_of(images, config)
+    else:
+        mask = tf.stack([masks.random_region_mask(tf.constant([s, 0]), 128) for s in (1, 2)])
+        batch = {"image": tf.constant(images), "mask": mask}
+    outputs = {k: v.numpy() for k, v in task.predict(batch).items()}
+    known = np.broadcast_to(outputs["mask"] == 0, images.shape)
+    np.testing.assert_array_equal(outputs["composite"][known], images[known])
+    assert not np.allclose(outputs["composite"][~known], images[~known])
+    if variant == "center":
+        # The raw output covers the whole 64x64 centre, the composite only its inner 56x56.
+        assert not np.allclose(outputs["output"][:, 32:36, 32:96], images[:, 32:36, 32:96])
+
+
+def test_random_region_masks_per_image_or_per_batch():
+    data = run_config("unused", 1).data
+    for per_batch in (False, True):
+        config = tiny_config(variant="random_region", mask_per_batch=per_batch)
+        dataset = train_lib.make_dataset(config, data, spec="sample", training=True, batch_size=4)
+        batch_masks = next(iter(dataset))["mask"].numpy()
+        coverage = batch_masks.mean(axis=(1, 2, 3))
+        assert np.all((coverage > 0.2) & (coverage < 0.3))
+        same = all(np.array_equal(batch_masks[0], m) for m in batch_masks[1:])
+        assert same == per_batch
+
+
+def test_center_pipeline_crops_flips_and_masks():
+    data = run_config("unused", 1).data
+    config = tiny_config()
+    batch = next(iter(train_lib.make_dataset(config, data, spec="sample", training=True,
+                                             batch_size=4)))
+    assert batch["image"].shape == (4, 128, 128, 3)
+    assert batch["mask"].shape == (4, 128, 128, 1)
+    assert float(tf.reduce_sum(batch["mask"][0])) == 56 * 56
+
+
+def read_metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if '"train"' in line]
+
+
+def test_l2_only_training_reduces_the_loss(tmp_path):
+    keras.utils.set_random_seed(0)
+    config = tiny_config(adversarial=False, lr_g=2e-3)
+    result = train_lib.run(config, run_config(tmp_path, num_steps=40, checkpoint_every=40))
+    assert result.step == 40
+    losses = [r["l2"] for r in read_metrics(tmp_path)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    config = tiny_config()
+    train_lib.run(config, run_config(tmp_path / "straight", num_steps=4))
+    train_lib.run(config, run_config(tmp_path / "resumed", num_steps=2))
+    result = train_lib.run(config, run_config(tmp_path / "resumed", num_steps=4))
+    assert result.step == 4
+    straight = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints"))
+    resumed = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints"))
+    names = [n for n, _ in tf.train.list_variables(str(tmp_path / "straight" / "checkpoints"))
+             if n.startswith(("generator/", "discriminator/", "g_optimizer/", "d_optimizer/"))]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_allclose(straight.get_tensor(name), resumed.get_tensor(name),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2, 3, 4]
+
+
+def test_checkpoint_holds_both_networks_and_optimizers(tmp_path):
+    train_lib.run(tiny_config(), run_config(tmp_path, num_steps=2))
+    names = {n.split("/")[0] for n, _ in tf.train.list_variables(str(tmp_path / "checkpoints"))}
+    assert {"generator", "discriminator", "g_optimizer", "d_optimizer", "step",
+            "phase"} <= names
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(variant="anywhere"), "--variant"), (dict(wtl2=0.0), "--wtl2"),
+    (dict(fill="blue"), "--fill"), (dict(overlap=40), "--overlap"),
+    (dict(load_size=100), "--load_size"), (dict(lr_g=-1.0), "--lr_g"),
+])
+def test_bad_settings_name_their_flag(kwargs, flag):
+    with pytest.raises(ValueError, match=flag):
+        train_lib.Config(**kwargs)
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def test_cli_dry_run_prints_parameter_counts():
+    result = run_cli(f"--flagfile={CONFIGS}/paper_center.cfg", "--dry_run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "generator_params": 71_124_544, "discriminator_params": 2_765_568}
+
+
+def test_cli_smoke_run_then_relaunch_from_flags_cfg(tmp_path):
+    workdir = tmp_path / "run"
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "img/s" in result.stderr and "ETA" in result.stderr
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
+    assert sorted(os.listdir(workdir / "samples")) == ["step_00000002.png", "step_00000004.png"]
+    flagfile = (workdir / "flags.cfg").read_text()
+    assert "--bottleneck=32" in flagfile and f"--workdir={workdir}" in flagfile
+    # Relaunch exactly, for longer: it resumes at step 4.
+    result = run_cli(f"--flagfile={workdir}/flags.cfg", "--max_steps=6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from" in result.stderr
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
+
+
+def test_cli_rejects_bad_flags(tmp_path):
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
+                     "--batch_size=-2")
+    assert result.returncode != 0 and "--batch_size must be a positive integer" in result.stderr
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", "--workdir=")
+    assert result.returncode != 0 and "--workdir is required" in result.stderr
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
+                     "--train_data=/no/such/folder")
+    assert result.returncode != 0 and "/no/such/folder" in result.stderr
