@@ -1,0 +1,123 @@
+r"""Training throughput of a paper's real train step (every network updated).
+
+  python benchmarks/train_throughput.py --paper=context_encoder \
+      --config=paper_center.cfg --batch_size=16 --steps=20 --jit_compile=false
+
+Feeds one real batch from --train_data (default: the bundled sample photos)
+over and over, so the number is the step's, not the input pipeline's. Times
+two ways of running the same step:
+  * images_per_second: the suite's step, exactly as the training loop runs it
+    (tf.distribute, loss reduction, host read of the losses every step);
+  * bare_images_per_second: a plain tf.function of the task's train step,
+    called in a loop and synchronised once at the end.
+The last line printed is one JSON object. peak_memory_mb is the process's
+peak resident memory (CPU) or the device's peak allocation (GPU).
+"""
+
+import importlib
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+# The paper decides which flags exist: read --paper before absl parses argv.
+_PAPER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--paper=")),
+              "context_encoder")
+_PAPER_TRAIN = importlib.import_module(f"reproductions.{_PAPER}.train")
+_PAPER_LIB = importlib.import_module(f"reproductions.{_PAPER}.train_lib")
+
+flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
+flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
+                    "(or a path); later flags override it.")
+flags.DEFINE_integer("steps", 20, "Timed steps.")
+flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compilation).")
+flags.DEFINE_integer("phase", 0, "Training phase whose step is timed.")
+FLAGS = flags.FLAGS
+
+import tensorflow as tf  # noqa: E402
+
+from common import train_loop  # noqa: E402
+
+
+def _config_path(paper: str, config: str) -> str:
+    if os.path.exists(config):
+        return config
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "reproductions", paper, "configs", config)
+    if not os.path.exists(path):
+        raise app.UsageError(f"--config {config!r}: no such file (looked in {path}).")
+    return path
+
+
+def _peak_memory_mb() -> float:
+    if tf.config.list_physical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _time_steps(run_step, steps: int) -> float:
+    start = time.perf_counter()
+    run_step(steps)
+    return time.perf_counter() - start
+
+
+def main(argv):
+    del argv
+    config = _PAPER_TRAIN.paper_config()
+    batch_size = FLAGS.batch_size
+    train_loop.set_precision(FLAGS.mixed_precision)
+    strategy = train_loop.make_strategy(FLAGS.strategy)
+    with strategy.scope():
+        task = _PAPER_LIB.build_task(config)
+        task.build_optimizers()
+    data = _PAPER_TRAIN.common_flags.DataConfig(
+        train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
+        batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
+    batch = next(iter(_PAPER_LIB.make_dataset(config, data, spec=FLAGS.train_data,
+                                              training=True, batch_size=batch_size)))
+    batches = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).repeat()))
+
+    suite_step = train_loop.compiled_steps(task, strategy, FLAGS.jit_compile)(FLAGS.phase)
+
+    def run_suite(n):
+        for _ in range(n):
+            {k: float(v) for k, v in suite_step(next(batches)).items()}
+
+    bare_step = tf.function(lambda b: task.train_step(b, FLAGS.phase),
+                            jit_compile=FLAGS.jit_compile)
+
+    def run_bare(n):
+        losses = None
+        for _ in range(n):
+            losses = bare_step(batch)
+        {k: float(v) for k, v in losses.items()}  # one synchronisation at the end
+
+    results = {"paper": FLAGS.paper, "config": FLAGS.config, "batch_size": batch_size,
+               "steps": FLAGS.steps, "jit_compile": FLAGS.jit_compile,
+               "mixed_precision": FLAGS.mixed_precision, "phase": FLAGS.phase}
+    for name, runner in (("bare_images_per_second", run_bare),
+                         ("images_per_second", run_suite)):
+        runner(FLAGS.warmup)
+        seconds = _time_steps(runner, FLAGS.steps)
+        results[name] = round(FLAGS.steps * batch_size / seconds, 2)
+        print(f"{name}: {results[name]} ({1000 * seconds / FLAGS.steps:.0f} ms/step)",
+              file=sys.stderr)
+    results["peak_memory_mb"] = round(_peak_memory_mb(), 1)
+    gpus = tf.config.list_physical_devices("GPU")
+    results["device"] = (f"{len(gpus)} GPU" if gpus else
+                         f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    config_arg = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
+    if config_arg:
+        # The config goes first so that flags given on the command line win.
+        sys.argv.insert(1, f"--flagfile={_config_path(_PAPER, config_arg)}")
+    app.run(main)
