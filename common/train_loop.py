@@ -303,8 +303,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,
-                     int(step_var), task.phase_name(int(phase_var)))
-    start_step = int(step_var)
+                     int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
+    start_step = int(step_var.numpy())
     truncate_metrics_log(metrics_path, start_step)
     if start_step >= config.num_steps:
         logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
@@ -351,7 +351,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     with stop.installed():
         while step < config.num_steps and not stop:
             phase = task.phase_at(step)
-            if phase != int(phase_var):
+            if phase != int(phase_var.numpy()):
                 logging.info("Step %d: entering phase %s.", step, task.phase_name(phase))
                 phase_var.assign(phase)
             batch = next(iterator)

@@ -265,3 +265,52 @@ def test_cli_rejects_bad_flags(tmp_path):
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
                      "--train_data=/no/such/folder")
     assert result.returncode != 0 and "/no/such/folder" in result.stderr
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_step_is_finite(precision):
+    train_loop.set_precision(precision)
+    try:
+        task = train_lib.build_task(tiny_config())
+        task.build_optimizers()
+        expect_scaling = precision == "float16"
+        assert isinstance(task.g_optimizer, keras.optimizers.LossScaleOptimizer) == expect_scaling
+        assert isinstance(task.d_optimizer, keras.optimizers.LossScaleOptimizer) == expect_scaling
+        images = np.random.default_rng(2).uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
+        step = tf.function(lambda b: task.train_step(b, 0))
+        losses = step(batch_of(images, tiny_config()))
+        assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in losses.values())
+    finally:
+        train_loop.set_precision("none")
+
+
+def test_xla_run(tmp_path):
+    result = train_lib.run(tiny_config(), run_config(tmp_path, num_steps=2, jit_compile=True))
+    assert result.step == 2 and all(np.isfinite(v) for v in result.last_losses.values())
+
+
+MIRRORED_SCRIPT = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, {tests!r})
+import test_context_encoder as t
+from common import flags as common_flags
+from reproductions.context_encoder import train_lib
+rc = t.run_config({workdir!r}, num_steps=2)
+rc = common_flags.RunConfig(loop=rc.loop, data=rc.data, mixed_precision="none",
+                            strategy="mirrored")
+result = train_lib.run(t.tiny_config(), rc)
+print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", result.step)
+"""
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    script = MIRRORED_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)),
+                                    workdir=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, cwd=REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2 step 2" in result.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
