@@ -50,11 +50,15 @@ def check_image_file(path: str) -> str | None:
     try:
         with Image.open(path) as image:
             image_format = image.format
+            animated = getattr(image, "is_animated", False)
             image.load()
     except Exception as error:  # PIL raises many types for broken files.
         return f"unreadable ({type(error).__name__}: {error})"
     if image_format not in _DECODABLE_FORMATS:
         return f"unsupported format {image_format}"
+    if animated and image_format == "WEBP":
+        # TensorFlow's decoder rejects animated WebP; better to say so up front.
+        return "animated WebP is not supported"
     return None
 
 
