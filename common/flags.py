@@ -8,10 +8,13 @@ Library code never reads flags.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 
 from absl import flags
+from absl import logging
 
 from common import train_loop
 
@@ -68,18 +71,18 @@ def _require_positive(values: flags.FlagValues, *names: str) -> None:
     for name in names:
         value = values[name].value
         if value is not None and value < 1:
-            raise flags.ValidationError(f"--{name} must be a positive integer, got {value}.")
+            raise ValueError(f"--{name} must be a positive integer, got {value}.")
 
 
 def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     """Builds the run configuration from parsed flags, validating them."""
     if not values.workdir:
-        raise flags.ValidationError("--workdir is required (where checkpoints and logs go).")
+        raise ValueError("--workdir is required (where checkpoints and logs go).")
     _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
                       "log_every", "checkpoint_every", "sample_every", "eval_every",
                       "keep_checkpoints", "shuffle_buffer")
     if values.eval_examples < values.batch_size and values.eval_data:
-        raise flags.ValidationError(
+        raise ValueError(
             f"--eval_examples ({values.eval_examples}) must be at least --batch_size "
             f"({values.batch_size}): evaluation uses whole batches.")
     loop = train_loop.LoopConfig(
@@ -121,3 +124,19 @@ def write_flagfile(path: str, values: flags.FlagValues = flags.FLAGS) -> None:
         f.write("# Resolved flags of this run; relaunch with --flagfile=" + path + "\n")
         f.write("\n".join(sorted(set(lines))) + "\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turns the errors a user can fix into one clear line and exit code 1.
+
+    Bad flag values, missing or unreadable data, an unwritable work directory,
+    a mismatched checkpoint, a non-finite loss: the message says what to do,
+    so a traceback would only bury it. Other exceptions keep their traceback.
+    """
+    try:
+        yield
+    except (ValueError, OSError, train_loop.NonFiniteLossError) as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

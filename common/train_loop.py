@@ -301,7 +301,14 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         checkpoint, os.path.join(config.workdir, "checkpoints"),
         max_to_keep=config.keep_checkpoints)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise ValueError(
+                f"The checkpoint {manager.latest_checkpoint} does not match the networks built "
+                f"from the current flags (was the run started with other settings?). Relaunch "
+                f"it with --flagfile={os.path.join(config.workdir, 'flags.cfg')}, or use a new "
+                f"--workdir. Details: {error}") from error
         logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,
                      int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
     start_step = int(step_var.numpy())

@@ -259,12 +259,15 @@ def test_cli_smoke_run_then_relaunch_from_flags_cfg(tmp_path):
 def test_cli_rejects_bad_flags(tmp_path):
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
                      "--batch_size=-2")
-    assert result.returncode != 0 and "--batch_size must be a positive integer" in result.stderr
+    assert result.returncode == 1 and "--batch_size must be a positive integer" in result.stderr
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", "--workdir=")
-    assert result.returncode != 0 and "--workdir is required" in result.stderr
+    assert result.returncode == 1 and "--workdir is required" in result.stderr
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
                      "--train_data=/no/such/folder")
-    assert result.returncode != 0 and "/no/such/folder" in result.stderr
+    assert result.returncode == 1 and "/no/such/folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}", "--wtl2=2")
+    assert result.returncode == 1 and "--wtl2 must be in (0, 1]" in result.stderr
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
@@ -314,3 +317,13 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2 step 2" in result.stdout
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def test_cli_refuses_a_checkpoint_of_other_networks(tmp_path):
+    assert run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
+                   "--max_steps=2").returncode == 0
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}",
+                     "--max_steps=4", "--bottleneck=48")
+    assert result.returncode == 1
+    assert "does not match the networks built from the current flags" in result.stderr
+    assert "Traceback" not in result.stderr

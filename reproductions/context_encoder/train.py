@@ -61,14 +61,14 @@ def paper_config() -> train_lib.Config:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = paper_config()
-    if FLAGS.dry_run:
-        print(json.dumps(train_lib.parameter_counts(train_lib.build_task(config))))
-        return 0
-    run_config = common_flags.run_config()
-    os.makedirs(run_config.loop.workdir, exist_ok=True)
-    common_flags.write_flagfile(os.path.join(run_config.loop.workdir, "flags.cfg"))
-    result = train_lib.run(config, run_config)
+    with common_flags.user_errors():
+        config = paper_config()
+        if FLAGS.dry_run:
+            print(json.dumps(train_lib.parameter_counts(train_lib.build_task(config))))
+            return 0
+        run_config = common_flags.run_config()
+        common_flags.write_flagfile(os.path.join(run_config.loop.workdir, "flags.cfg"))
+        result = train_lib.run(config, run_config)
     return 130 if result.interrupted else 0
 
 
