@@ -251,6 +251,35 @@ def compiled_steps(task: Task, strategy: tf.distribute.Strategy,
     return for_phase
 
 
+def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                   workdir: str) -> None:
+    """Restores the latest checkpoint, or explains why it does not fit the networks."""
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:
+        raise ValueError(
+            f"The checkpoint {manager.latest_checkpoint} does not match the networks built from "
+            f"the current flags (was the run started with other settings?). Relaunch it with "
+            f"--flagfile={os.path.join(workdir, 'flags.cfg')}, or use a new --workdir. "
+            f"Details: {error}") from error
+
+
+def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_name: str,
+                 losses: Mapping[str, float], images_per_second: float,
+                 seconds_per_step: float) -> None:
+    """Writes the losses to TensorBoard and metrics.jsonl, and one progress line."""
+    with writer.as_default(step=step):
+        for key, value in losses.items():
+            tf.summary.scalar(f"loss/{key}", value)
+        tf.summary.scalar("images_per_second", images_per_second)
+    append_metrics(metrics_path, {"step": step, "split": "train", "phase": phase_name,
+                                  "images_per_second": images_per_second, **losses})
+    logging.info("step %d/%d (%.1f%%) [%s] %.1f img/s ETA %s | %s", step, num_steps,
+                 100.0 * step / num_steps, phase_name, images_per_second,
+                 format_duration((num_steps - step) * seconds_per_step),
+                 " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+
+
 def evaluate(task: Task, batches) -> dict[str, float]:
     """Mean inpainting metrics of the task's composites over evaluation batches."""
     totals: dict[str, float] = {}
@@ -301,14 +330,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         checkpoint, os.path.join(config.workdir, "checkpoints"),
         max_to_keep=config.keep_checkpoints)
     if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
-            raise ValueError(
-                f"The checkpoint {manager.latest_checkpoint} does not match the networks built "
-                f"from the current flags (was the run started with other settings?). Relaunch "
-                f"it with --flagfile={os.path.join(config.workdir, 'flags.cfg')}, or use a new "
-                f"--workdir. Details: {error}") from error
+        restore_latest(checkpoint, manager, config.workdir)
         logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,
                      int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
     start_step = int(step_var.numpy())
@@ -377,19 +399,10 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
 
             if step % config.log_every == 0 or step == config.num_steps:
                 elapsed = time.perf_counter() - window_start
-                images_per_second = window_steps * config.batch_size / max(elapsed, 1e-9)
-                eta = (config.num_steps - step) * elapsed / window_steps
-                with train_writer.as_default(step=step):
-                    for key, value in losses.items():
-                        tf.summary.scalar(f"loss/{key}", value)
-                    tf.summary.scalar("images_per_second", images_per_second)
-                append_metrics(metrics_path, {"step": step, "split": "train",
-                                              "phase": task.phase_name(phase),
-                                              "images_per_second": images_per_second, **losses})
-                logging.info(
-                    "step %d/%d (%.1f%%) [%s] %.1f img/s ETA %s | %s", step, config.num_steps,
-                    100.0 * step / config.num_steps, task.phase_name(phase), images_per_second,
-                    format_duration(eta), " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+                log_progress(train_writer, metrics_path, step=step, num_steps=config.num_steps,
+                             phase_name=task.phase_name(phase), losses=losses,
+                             images_per_second=window_steps * config.batch_size / elapsed,
+                             seconds_per_step=elapsed / window_steps)
                 window_start, window_steps = time.perf_counter(), 0
             if step % config.sample_every == 0 or step == config.num_steps:
                 write_samples(step)
