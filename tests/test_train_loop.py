@@ -61,7 +61,7 @@ def smooth_images(seed):
 
 def make_dataset(start_index, poison_at=None):
     """Deterministic batches: batch k depends only on k, so a resume sees the same data."""
-    mask = masks.center_mask(SIZE, 8, overlap=0)
+    mask = masks.center_mask(SIZE, 4, overlap=0)  # a 3x3 conv can reach every hole pixel
 
     def batch_at(k):
         image = smooth_images(tf.stack([tf.constant(7, tf.int64), k]))
@@ -115,7 +115,7 @@ def test_training_writes_checkpoints_logs_samples_and_loss_falls(tmp_path):
     assert [r["step"] for r in eval_records] == list(range(3, 31, 3))
     assert {"psnr", "ssim", "l1_hole", "l2_hole"} <= set(eval_records[0])
     first, last = train_records[0]["loss"], np.mean([r["loss"] for r in train_records[-5:]])
-    assert last < 0.5 * first
+    assert last < 0.4 * first  # 0.11-0.17 over seeds 0-4
     assert eval_records[-1]["psnr_hole"] > eval_records[0]["psnr_hole"]
 
 
