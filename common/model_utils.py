@@ -10,3 +10,15 @@ import keras
 def count_trainable_params(*models: keras.Model) -> int:
     """Total number of trainable parameters of the given models."""
     return sum(math.prod(w.shape) for model in models for w in model.trainable_weights)
+
+
+def normal_initializer(mean: float = 0.0, stddev: float = 0.02) -> keras.initializers.Initializer:
+    """A *fresh* N(mean, stddev) initializer; call once per layer.
+
+    An unseeded Keras 3 initializer fixes its seed when it is constructed. One
+    instance shared by several layers would give every layer of the same shape
+    the same initial weights, and one built at import time would ignore
+    `keras.utils.set_random_seed`. A new instance per layer, made after the
+    seed is set, avoids both.
+    """
+    return keras.initializers.RandomNormal(mean=mean, stddev=stddev)

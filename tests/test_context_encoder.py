@@ -333,3 +333,19 @@ def test_cli_refuses_a_checkpoint_of_other_networks(tmp_path):
     assert result.returncode == 1
     assert "does not match the networks built from the current flags" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_initialisation_follows_the_seed_and_differs_between_layers():
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        return train_lib.build_task(tiny_config())
+
+    first, again, other = build(0), build(0), build(1)
+    for a, b in zip(first.generator.weights, again.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    kernel = first.generator.get_layer("enc2").kernel.numpy()
+    assert not np.array_equal(kernel, other.generator.get_layer("enc2").kernel.numpy())
+    assert abs(kernel.std() - 0.02) < 0.004 and abs(kernel.mean()) < 0.004  # N(0, 0.02)
+    # Two layers of the same shape must not start from the same values.
+    gammas = [first.generator.get_layer(n).gamma.numpy() for n in ("enc2_bn", "dec4_bn")]
+    assert gammas[0].shape == gammas[1].shape and not np.array_equal(*gammas)

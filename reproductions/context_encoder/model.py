@@ -23,25 +23,25 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-CONV_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
-GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02)
+from common.model_utils import normal_initializer
+
 VARIANTS = ("center", "random_region")
 
 
 def _batch_norm(name: str) -> layers.Layer:
     # Torch defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=GAMMA_INIT,
-                                     name=name)
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                     gamma_initializer=normal_initializer(1.0, 0.02), name=name)
 
 
 def _conv(filters: int, name: str, strides: int = 2, padding: str = "same") -> layers.Layer:
     return layers.Conv2D(filters, 4, strides=strides, padding=padding, use_bias=False,
-                         kernel_initializer=CONV_INIT, name=name)
+                         kernel_initializer=normal_initializer(0.0, 0.02), name=name)
 
 
 def _deconv(filters: int, name: str, strides: int = 2, padding: str = "same") -> layers.Layer:
     return layers.Conv2DTranspose(filters, 4, strides=strides, padding=padding, use_bias=False,
-                                  kernel_initializer=CONV_INIT, name=name)
+                                  kernel_initializer=normal_initializer(0.0, 0.02), name=name)
 
 
 def _check_variant(variant: str) -> None:
