@@ -41,6 +41,7 @@ FLAGS = flags.FLAGS
 
 import tensorflow as tf  # noqa: E402
 
+from common import experiment  # noqa: E402
 from common import train_loop  # noqa: E402
 
 
@@ -78,8 +79,9 @@ def main(argv):
     data = _PAPER_TRAIN.common_flags.DataConfig(
         train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
         batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
-    batch = next(iter(_PAPER_LIB.make_dataset(config, data, spec=FLAGS.train_data,
-                                              training=True, batch_size=batch_size)))
+    batch = next(iter(experiment.make_dataset(_PAPER_LIB.paper_input(config), data,
+                                              spec=FLAGS.train_data, training=True,
+                                              batch_size=batch_size)))
     batches = iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat()))
 

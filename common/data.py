@@ -328,6 +328,27 @@ def make_dataset(spec: str, *, batch_size: int, policy: CropPolicy, example_fn: 
     return dataset.with_options(options).prefetch(AUTOTUNE)
 
 
+def mean_pixel(spec: str, policy: CropPolicy, num_examples: int, seed: int = 0) -> np.ndarray:
+    """The mean RGB colour, in [0, 1], of the first `num_examples` evaluation crops of a source.
+
+    Evaluation crops (central, no flip) keep the estimate deterministic; papers
+    that fill holes with the training set's mean pixel store it with their
+    checkpoints, so it is computed once per run.
+    """
+    if num_examples < 1:
+        raise ValueError(f"num_examples must be positive, got {num_examples}.")
+    dataset = make_dataset(spec, batch_size=1, policy=policy, seed=seed, training=False,
+                           num_examples=num_examples, purpose="mean pixel",
+                           example_fn=lambda image, example_seed, index: {"image": image})
+    total, count = np.zeros(3, np.float64), 0
+    for batch in dataset:
+        total += ((batch["image"].numpy()[0] + 1.0) / 2.0).reshape(-1, 3).mean(axis=0)
+        count += 1
+    if count == 0:
+        raise ValueError(f"No image could be read from {spec!r} to compute the mean pixel.")
+    return (total / count).astype(np.float32)
+
+
 def first_batch(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
     """The first batch of a dataset as numpy arrays (for fixed sample grids)."""
     for batch in dataset.take(1):

@@ -251,6 +251,15 @@ def compiled_steps(task: Task, strategy: tf.distribute.Strategy,
     return for_phase
 
 
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(workdir, "checkpoints")
+
+
+def has_checkpoint(workdir: str) -> bool:
+    """Whether the work directory holds a checkpoint to resume from."""
+    return tf.train.latest_checkpoint(checkpoint_dir(workdir)) is not None
+
+
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
                    workdir: str) -> None:
     """Restores the latest checkpoint, or explains why it does not fit the networks."""
@@ -326,9 +335,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         phase_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
         task.build_optimizers()
     checkpoint = tf.train.Checkpoint(step=step_var, phase=phase_var, **task.checkpoint_items())
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(config.workdir, "checkpoints"),
-        max_to_keep=config.keep_checkpoints)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir(config.workdir),
+                                         max_to_keep=config.keep_checkpoints)
     if manager.latest_checkpoint:
         restore_latest(checkpoint, manager, config.workdir)
         logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,

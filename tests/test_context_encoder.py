@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import experiment
 from common import flags as common_flags
 from common import masks
 from common import train_loop
@@ -24,6 +25,11 @@ TINY = dict(ngf=8, nef=8, ndf=8, bottleneck=16)
 
 def tiny_config(**kwargs):
     return train_lib.Config(**{**TINY, **kwargs})
+
+
+def sample_dataset(config, data, batch_size=4):
+    return experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
+                                   training=True, batch_size=batch_size)
 
 
 def run_config(workdir, num_steps, batch_size=4, seed=0, **loop):
@@ -161,7 +167,7 @@ def test_random_region_masks_per_image_or_per_batch():
     data = run_config("unused", 1).data
     for per_batch in (False, True):
         config = tiny_config(variant="random_region", mask_per_batch=per_batch)
-        dataset = train_lib.make_dataset(config, data, spec="sample", training=True, batch_size=4)
+        dataset = sample_dataset(config, data)
         batch_masks = next(iter(dataset))["mask"].numpy()
         coverage = batch_masks.mean(axis=(1, 2, 3))
         assert np.all((coverage > 0.2) & (coverage < 0.3))
@@ -172,8 +178,7 @@ def test_random_region_masks_per_image_or_per_batch():
 def test_center_pipeline_crops_flips_and_masks():
     data = run_config("unused", 1).data
     config = tiny_config()
-    batch = next(iter(train_lib.make_dataset(config, data, spec="sample", training=True,
-                                             batch_size=4)))
+    batch = next(iter(sample_dataset(config, data)))
     assert batch["image"].shape == (4, 128, 128, 3)
     assert batch["mask"].shape == (4, 128, 128, 1)
     assert float(tf.reduce_sum(batch["mask"][0])) == 56 * 56
@@ -189,8 +194,7 @@ def test_l2_only_training_fits_a_fixed_batch(tmp_path):
     keras.utils.set_random_seed(0)
     config = tiny_config(adversarial=False)
     data = run_config(tmp_path, 1).data
-    batch = next(iter(train_lib.make_dataset(config, data, spec="sample", training=True,
-                                             batch_size=4)))
+    batch = next(iter(sample_dataset(config, data)))
     task = train_lib.build_task(config)
     result = train_loop.train(task, lambda start: tf.data.Dataset.from_tensors(batch).repeat(),
                               run_config(tmp_path, num_steps=40, checkpoint_every=40).loop)

@@ -14,14 +14,15 @@ D's update, so one forward pass of both networks serves both gradients.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Mapping
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from common import data as data_lib
+from common import experiment
 from common import flags as common_flags
 from common import losses
 from common import masks
@@ -30,7 +31,6 @@ from common import train_loop
 from reproductions.context_encoder import model as model_lib
 
 FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
-SAMPLE_IMAGES = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +185,12 @@ def parameter_counts(task: ContextEncoderTask) -> dict[str, int]:
     return counts
 
 
-def crop_policy(config: Config) -> data_lib.CropPolicy:
-    """Official donkey_folder.lua: shorter side to loadSize, random crop, random flip."""
-    return data_lib.CropPolicy(crop_size=config.image_size,
-                               shorter_side=(config.load_size, config.load_size), flip=True)
+def paper_input(config: Config) -> experiment.PaperInput:
+    """Official donkey_folder.lua: shorter side to loadSize, random crop, random flip; then masks."""
+    policy = data_lib.CropPolicy(crop_size=config.image_size,
+                                 shorter_side=(config.load_size, config.load_size), flip=True)
+    return experiment.PaperInput(policy=policy,
+                                 example_fn=functools.partial(example_fn, config))
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
@@ -210,47 +212,12 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
     return random_region_example
 
 
-def make_dataset(config: Config, data: common_flags.DataConfig, *, spec: str, training: bool,
-                 batch_size: int, start_index: int = 0, num_examples: int | None = None,
-                 purpose: str = "") -> tf.data.Dataset:
-    """The paper's pipeline for one data spec."""
-    return data_lib.make_dataset(
-        spec, batch_size=batch_size, policy=crop_policy(config),
-        example_fn=example_fn(config, data.seed, batch_size), seed=data.seed,
-        training=training, start_index=start_index, num_examples=num_examples,
-        shuffle_buffer=data.shuffle_buffer, purpose=purpose)
-
-
-def sample_batch(config: Config, data: common_flags.DataConfig) -> dict[str, np.ndarray]:
-    """A fixed batch for the sample grids: evaluation data, else training data."""
-    spec = data.eval_data or data.train_data
-    dataset = make_dataset(config, data, spec=spec, training=False, batch_size=1,
-                           num_examples=SAMPLE_IMAGES, purpose="sample grid")
-    examples = [{k: v.numpy() for k, v in batch.items()} for batch in dataset]
-    if not examples:
-        raise ValueError(f"No image could be read from {spec!r} for the sample grids.")
-    return {k: np.concatenate([e[k] for e in examples]) for k in examples[0]}
-
-
 def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
     """Trains Context Encoders as configured; resumes from the work directory."""
-    train_loop.set_precision(run_config.mixed_precision)
-    keras.utils.set_random_seed(run_config.data.seed)
-    strategy = train_loop.make_strategy(run_config.strategy)
-    with strategy.scope():
+    def build() -> ContextEncoderTask:
         task = build_task(config)
-    logging.info("Context Encoders (%s%s), trainable parameters: %s", config.variant,
-                 "" if config.adversarial else ", L2 only", parameter_counts(task))
-    data = run_config.data
+        logging.info("Context Encoders (%s%s), trainable parameters: %s", config.variant,
+                     "" if config.adversarial else ", L2 only", parameter_counts(task))
+        return task
 
-    def make_train_dataset(start_index: int) -> tf.data.Dataset:
-        return make_dataset(config, data, spec=data.train_data, training=True,
-                            batch_size=data.batch_size, start_index=start_index)
-
-    eval_dataset = None
-    if data.eval_data:
-        eval_dataset = make_dataset(config, data, spec=data.eval_data, training=False,
-                                    batch_size=data.batch_size, num_examples=data.eval_examples)
-    return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
-                            sample_batch=sample_batch(config, data), eval_dataset=eval_dataset)
-
+    return experiment.run(build, paper_input(config), run_config)

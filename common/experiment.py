@@ -1,0 +1,89 @@
+"""What every paper's training run does, once: precision, seed, devices, data, loop.
+
+A paper describes its input with a `PaperInput` (its resize-and-crop policy
+and its masking step) and its networks with a `train_loop.Task`; `run` does
+the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from common import data as data_lib
+from common import flags as common_flags
+from common import train_loop
+
+SAMPLE_IMAGES = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperInput:
+    """A paper's input pipeline: crop policy, and (seed, batch_size) -> masking step."""
+
+    policy: data_lib.CropPolicy
+    example_fn: Callable[[int, int], data_lib.ExampleFn]
+
+
+def make_dataset(paper_input: PaperInput, data: common_flags.DataConfig, *, spec: str,
+                 training: bool, batch_size: int, start_index: int = 0,
+                 num_examples: int | None = None, purpose: str = "") -> tf.data.Dataset:
+    """The paper's pipeline for one data spec."""
+    return data_lib.make_dataset(
+        spec, batch_size=batch_size, policy=paper_input.policy,
+        example_fn=paper_input.example_fn(data.seed, batch_size), seed=data.seed,
+        training=training, start_index=start_index, num_examples=num_examples,
+        shuffle_buffer=data.shuffle_buffer, purpose=purpose)
+
+
+def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
+                 num_images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
+    """A fixed batch for the sample grids: evaluation data, else training data."""
+    spec = data.eval_data or data.train_data
+    dataset = make_dataset(paper_input, data, spec=spec, training=False, batch_size=1,
+                           num_examples=num_images, purpose="sample grid")
+    examples = [{k: v.numpy() for k, v in batch.items()} for batch in dataset]
+    if not examples:
+        raise ValueError(f"No image could be read from {spec!r} for the sample grids.")
+    return {k: np.concatenate([e[k] for e in examples]) for k in examples[0]}
+
+
+def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
+        run_config: common_flags.RunConfig, *,
+        prepare: Callable[[train_loop.Task, bool], None] | None = None) -> train_loop.TrainResult:
+    """Trains a paper's task as configured; resumes from the work directory.
+
+    Args:
+      build_task: builds the task (called inside the strategy's scope, after
+        the precision policy and the seed are set).
+      paper_input: the paper's crop policy and masking step.
+      run_config: the shared settings.
+      prepare: optional (task, resuming) hook run before training, e.g. to
+        compute statistics of the data that a new run stores in its checkpoint.
+    """
+    train_loop.set_precision(run_config.mixed_precision)
+    keras.utils.set_random_seed(run_config.data.seed)
+    strategy = train_loop.make_strategy(run_config.strategy)
+    with strategy.scope():
+        task = build_task()
+    data = run_config.data
+    if prepare is not None:
+        prepare(task, train_loop.has_checkpoint(run_config.loop.workdir))
+
+    def make_train_dataset(start_index: int) -> tf.data.Dataset:
+        return make_dataset(paper_input, data, spec=data.train_data, training=True,
+                            batch_size=data.batch_size, start_index=start_index)
+
+    eval_dataset = None
+    if data.eval_data:
+        eval_dataset = make_dataset(paper_input, data, spec=data.eval_data, training=False,
+                                    batch_size=data.batch_size, num_examples=data.eval_examples)
+    logging.info("Training %s.", type(task).__name__)
+    return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
+                            sample_batch=sample_batch(paper_input, data),
+                            eval_dataset=eval_dataset)
