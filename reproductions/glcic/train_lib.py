@@ -1,0 +1,253 @@
+"""GLCIC training: three phases, the completion network, and the context discriminators.
+
+The paper's schedule, in one run (the phase follows from the step, so it
+survives a resume):
+  phase 0, "completion"     steps [0, T_C): the completion network alone, masked MSE;
+  phase 1, "discriminator"  steps [T_C, T_C + T_D): the discriminators alone;
+  phase 2, "joint"          the rest: both, with
+      L_C = MSE + alpha * BCE(D(composite), real)
+      L_D = alpha * (BCE(D(real), real) + BCE(D(composite), fake)),   alpha = 4e-4.
+
+The MSE is the mean over all pixels of mask * (C(x) - x)^2 in [0, 1] units,
+as in the public ports; the discriminators see the composite (prediction in
+the hole, known pixels elsewhere), never the raw output. Their local patch
+is the 128x128 box centred on the hole for completed images and a random
+128x128 box for real ones, cut per sample inside the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from common import data as data_lib
+from common import experiment
+from common import flags as common_flags
+from common import losses
+from common import masks
+from common import model_utils
+from common import patches
+from common import train_loop
+from reproductions.glcic import model as model_lib
+
+PHASES = ("completion", "discriminator", "joint")
+OPTIMIZERS = ("adadelta", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    image_size: int = 256
+    local_size: int = 128
+    hole_min: int = 96
+    hole_max: int = 128
+    shorter_side_min: int = 256
+    shorter_side_max: int = 384
+    alpha: float = 4e-4
+    completion_steps: int = 90_000  # T_C
+    discriminator_steps: int = 10_000  # T_D
+    optimizer: str = "adadelta"
+    learning_rate: float = 1.0  # ADADELTA as in the paper (Keras' own default is 1e-3)
+    rho: float = 0.95
+    epsilon: float = 1e-6
+    beta1: float = 0.5  # Adam only
+    cn_channels: int = 64
+    d_channels: int = 64
+    mean_pixel: Sequence[float] | None = None  # RGB in [0, 1]; None: computed from the data
+    mean_pixel_images: int = 1000
+
+    def __post_init__(self):
+        for name in ("image_size", "local_size"):
+            size = getattr(self, name)
+            if size < 8 or size % 4 or (size & (size - 1)):
+                raise ValueError(f"--{name} must be a power of two >= 8, got {size}.")
+        if not self.local_size <= self.image_size:
+            raise ValueError(f"--local_size ({self.local_size}) must not exceed --image_size "
+                             f"({self.image_size}).")
+        if not 1 <= self.hole_min <= self.hole_max <= self.local_size:
+            raise ValueError(f"Need 1 <= --hole_min ({self.hole_min}) <= --hole_max "
+                             f"({self.hole_max}) <= --local_size ({self.local_size}).")
+        if not self.image_size <= self.shorter_side_min <= self.shorter_side_max:
+            raise ValueError(f"Need --image_size ({self.image_size}) <= --shorter_side_min "
+                             f"({self.shorter_side_min}) <= --shorter_side_max "
+                             f"({self.shorter_side_max}).")
+        if self.completion_steps < 0 or self.discriminator_steps < 0:
+            raise ValueError("--completion_steps and --discriminator_steps must be >= 0.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        for name in ("alpha", "learning_rate", "cn_channels", "d_channels", "mean_pixel_images"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        if self.mean_pixel is not None and (
+                len(self.mean_pixel) != 3 or not all(0 <= v <= 1 for v in self.mean_pixel)):
+            raise ValueError(f"--mean_pixel must be three values in [0, 1] (R,G,B), got "
+                             f"{self.mean_pixel}.")
+
+
+def _optimizer(config: Config) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adadelta":
+        return keras.optimizers.Adadelta(config.learning_rate, rho=config.rho,
+                                         epsilon=config.epsilon)
+    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+
+
+class GLCICTask(train_loop.Task):
+    """Completion network, context discriminators, optimizers and the mean pixel."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.completion = model_lib.build_completion_network(config.cn_channels)
+        self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
+                                                           config.d_channels)
+        self.c_optimizer = train_loop.make_optimizer(_optimizer(config))
+        self.d_optimizer = train_loop.make_optimizer(_optimizer(config))
+        # The training set's mean colour in [0, 1]: subtracted from the input
+        # and used as the hole's fill. Part of the checkpoint, so a resumed
+        # run and inference use the value the network was trained with.
+        self.mean_pixel = tf.Variable(tf.fill([3], 0.5), trainable=False, name="mean_pixel")
+
+    def checkpoint_items(self) -> dict[str, object]:
+        return {"completion": self.completion, "discriminator": self.discriminator,
+                "c_optimizer": self.c_optimizer, "d_optimizer": self.d_optimizer,
+                "mean_pixel": self.mean_pixel}
+
+    def build_optimizers(self) -> None:
+        self.c_optimizer.build(self.completion.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def phase_at(self, step: int) -> int:
+        if step < self.config.completion_steps:
+            return 0
+        if step < self.config.completion_steps + self.config.discriminator_steps:
+            return 1
+        return 2
+
+    def phase_name(self, phase: int) -> str:
+        return PHASES[phase]
+
+    def network_input(self, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """[0, 1] image minus the mean pixel, hole set to 0 (the mean colour), plus the mask."""
+        centered = ((image + 1.0) / 2.0 - self.mean_pixel) * (1.0 - mask)
+        return tf.concat([centered, mask], axis=-1)
+
+    def complete(self, image: tf.Tensor, mask: tf.Tensor,
+                 training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns (raw output, composite), both in [0, 1]."""
+        output = tf.cast(self.completion(self.network_input(image, mask), training=training),
+                         tf.float32)
+        composite = mask * output + (1.0 - mask) * (image + 1.0) / 2.0
+        return output, composite
+
+    def discriminate(self, images: tf.Tensor, corners: tf.Tensor) -> tf.Tensor:
+        """Logits of [-1, 1] images with their local patches at `corners`."""
+        local = patches.crop_patches(images, corners, self.config.local_size)
+        return tf.cast(self.discriminator([images, local], training=True), tf.float32)
+
+    def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
+        config = self.config
+        image, mask = batch["image"], batch["mask"]
+        target = (image + 1.0) / 2.0
+        train_completion, train_discriminator = phase in (0, 2), phase in (1, 2)
+        with tf.GradientTape() as c_tape, tf.GradientTape() as d_tape:
+            output, composite = self.complete(image, mask, training=True)
+            mse = losses.masked_l2(output, target, mask, normalize="all")
+            result = {"mse": mse}
+            c_loss = mse
+            if train_discriminator:
+                real_logits = self.discriminate(image, batch["real_corner"])
+                fake_logits = self.discriminate(composite * 2.0 - 1.0, batch["fake_corner"])
+                d_loss = config.alpha * losses.discriminator_bce_loss(real_logits, fake_logits)
+                result["d_loss"] = d_loss
+                if phase == 2:
+                    adversarial = losses.generator_bce_loss(fake_logits)
+                    c_loss = mse + config.alpha * adversarial
+                    result.update(adversarial=adversarial, c_loss=c_loss)
+            if train_completion:
+                c_scaled = train_loop.scale_loss(self.c_optimizer, train_loop.replica_loss(c_loss))
+            if train_discriminator:
+                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
+        if train_completion:
+            c_vars = self.completion.trainable_variables
+            self.c_optimizer.apply_gradients(zip(c_tape.gradient(c_scaled, c_vars), c_vars))
+        if train_discriminator:
+            d_vars = self.discriminator.trainable_variables
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        return result
+
+    def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image = tf.convert_to_tensor(batch["image"], tf.float32)
+        mask = tf.convert_to_tensor(batch["mask"], tf.float32)
+        output, composite = self.complete(image, mask, training=False)
+        filled = (1.0 - mask) * image + mask * (self.mean_pixel * 2.0 - 1.0)
+        return {"input": filled, "output": output * 2.0 - 1.0,
+                "composite": composite * 2.0 - 1.0, "target": image, "mask": mask}
+
+
+def build_task(config: Config) -> GLCICTask:
+    return GLCICTask(config)
+
+
+def parameter_counts(task: GLCICTask) -> dict[str, int]:
+    """Trainable parameters; the discriminator counts global, local and the final layer."""
+    return {"generator_params": model_utils.count_trainable_params(task.completion),
+            "discriminator_params": model_utils.count_trainable_params(task.discriminator)}
+
+
+def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
+    """One hole per image (sides drawn independently), and the two local patch corners."""
+    del seed, batch_size
+
+    def glcic_example(image, example_seed, index):
+        del index
+        mask, _ = masks.glcic_hole_and_local_box(
+            tf.random.experimental.stateless_fold_in(example_seed, 0), config.image_size,
+            (config.hole_min, config.hole_max), config.local_size)
+        return {"image": image, "mask": mask,
+                "fake_corner": patches.hole_centered_corner(mask, config.local_size),
+                "real_corner": patches.random_corner(
+                    tf.random.experimental.stateless_fold_in(example_seed, 1),
+                    config.image_size, config.local_size)}
+    return glcic_example
+
+
+def paper_input(config: Config) -> experiment.PaperInput:
+    """Shorter side to a random size in [256, 384], random 256x256 crop; then the hole."""
+    policy = data_lib.CropPolicy(crop_size=config.image_size,
+                                 shorter_side=(config.shorter_side_min, config.shorter_side_max))
+    return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
+
+
+def set_mean_pixel(task: GLCICTask, config: Config, data: common_flags.DataConfig,
+                   resuming: bool) -> None:
+    """A new run stores the mean pixel (given, or computed from the training data)."""
+    if resuming:
+        return  # restored from the checkpoint with everything else
+    if config.mean_pixel is not None:
+        value = np.asarray(config.mean_pixel, np.float32)
+    else:
+        value = data_lib.mean_pixel(data.train_data, paper_input(config).policy,
+                                    config.mean_pixel_images, seed=data.seed)
+    task.mean_pixel.assign(value)
+    logging.info("Mean pixel (RGB, [0, 1]): %s", [round(float(v), 4) for v in value])
+
+
+def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
+    """Trains GLCIC through its three phases; resumes from the work directory."""
+    def build() -> GLCICTask:
+        task = build_task(config)
+        logging.info("GLCIC, trainable parameters: %s; phases: completion to step %d, "
+                     "discriminators to step %d, then joint.", parameter_counts(task),
+                     config.completion_steps,
+                     config.completion_steps + config.discriminator_steps)
+        return task
+
+    return experiment.run(
+        build, paper_input(config), run_config,
+        prepare=lambda task, resuming: set_mean_pixel(task, config, run_config.data, resuming))
