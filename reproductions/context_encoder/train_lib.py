@@ -72,6 +72,34 @@ class Config:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
 
 
+def center_patch(images: tf.Tensor, box: tuple[int, int, int]) -> tf.Tensor:
+    """The (top, left, size) square of a batch of images."""
+    top, left, size = box
+    return images[:, top:top + size, left:left + size]
+
+
+def paste_center(patch: tf.Tensor, image_size: int, box: tuple[int, int, int]) -> tf.Tensor:
+    """A full-size batch, zero outside the box, holding `patch` inside it."""
+    top, left, size = box
+    return tf.pad(patch, [[0, 0], [top, image_size - top - size],
+                          [left, image_size - left - size], [0, 0]])
+
+
+def center_predictions(inputs: tf.Tensor, image: tf.Tensor, mask: tf.Tensor, patch: tf.Tensor,
+                       box: tuple[int, int, int]) -> dict[str, tf.Tensor]:
+    """`Task.predict` outputs of a centre-patch model, all in [-1, 1].
+
+    The raw output shows the whole predicted patch over the input; the
+    composite, like the official test.lua, keeps only the patch's part inside
+    the hole (its inner (64 - 2*overlap)^2), the ring staying context.
+    """
+    image_size = image.shape[1]
+    pasted = paste_center(patch, image_size, box)
+    region = masks.center_mask(image_size, box[2], overlap=0)[None]
+    return {"input": inputs, "output": region * pasted + (1.0 - region) * inputs,
+            "composite": mask * pasted + (1.0 - mask) * image, "target": image, "mask": mask}
+
+
 class ContextEncoderTask(train_loop.Task):
     """Generator, discriminator and their Adam optimizers. Build under strategy.scope()."""
 
@@ -119,8 +147,7 @@ class ContextEncoderTask(train_loop.Task):
         """What the generator must output: the centre patch, or the whole image."""
         if self.config.variant != "center":
             return image
-        top, left, size = self.center_box
-        return image[:, top:top + size, left:left + size]
+        return center_patch(image, self.center_box)
 
     def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
         del phase  # Context Encoders trains in one phase.
@@ -157,18 +184,9 @@ class ContextEncoderTask(train_loop.Task):
         inputs = self.network_input({"image": image, "mask": mask})
         output = tf.cast(self.generator(inputs, training=False), tf.float32)
         if self.config.variant == "center":
-            # Paste the 64x64 prediction at the centre; like the official
-            # test.lua, the composite keeps only its inner (64 - 2*overlap)^2.
-            top, left, size = self.center_box
-            full = self.config.image_size
-            output = tf.pad(output, [[0, 0], [top, full - top - size], [left, full - left - size],
-                                     [0, 0]])
-            region = masks.center_mask(full, size, overlap=0)[None]
-            raw = region * output + (1.0 - region) * inputs
-        else:
-            raw = output
+            return center_predictions(inputs, image, mask, output, self.center_box)
         composite = mask * output + (1.0 - mask) * image
-        return {"input": inputs, "output": raw, "composite": composite, "target": image,
+        return {"input": inputs, "output": output, "composite": composite, "target": image,
                 "mask": mask}
 
 

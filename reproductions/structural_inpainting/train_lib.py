@@ -1,0 +1,265 @@
+"""Structural Inpainting training: Context Encoders with a structural (perceptual) loss.
+
+The port's two stages, in one run (the stage follows from the step):
+  stage 0, "structural"  steps [0, structural_steps): the generator alone,
+      L_struct = L_rec + lambda_feat * L_feat, Adam 2e-4 (beta1 0.5);
+  stage 1, "joint"       the rest: a fresh Adam at 2e-5 for the generator with
+      L_G = L_struct + lambda_adv * BCE(D(prediction), real), and the
+      discriminator with L_D = lambda_adv * (BCE(D(real), real) + BCE(D(prediction), fake)),
+      Adam 2e-5; lambda_adv = 0.1.
+
+L_rec is the MSE of the 64x64 centre prediction with 10x weight on its 4-px
+ring; L_feat compares VGG16 features (see losses.py). Images are handled in
+[0, 1] units, as in the port. Without the adversarial loss (the ablations
+"L2" and "L2 + feature") the whole run is stage 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from common import data as data_lib
+from common import experiment
+from common import flags as common_flags
+from common import losses as common_losses
+from common import masks
+from common import model_utils
+from common import train_loop
+from common import vgg
+from reproductions.context_encoder import model as ce_model
+from reproductions.context_encoder import train_lib as ce_lib
+from reproductions.structural_inpainting import losses
+from reproductions.structural_inpainting import model as model_lib
+
+STAGES = ("structural", "joint")
+IMAGE_SIZE, HOLE_SIZE = 128, 64
+PORT_GRAY_FILL = 0.437  # the port's hole value, in [0, 1]
+FEATURE_INPUTS = ("composite", "patch")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    architecture: str = "port"  # or "context_encoder": Pathak et al.'s networks
+    lambda_feat: float = 1.0  # 0: no feature loss (no VGG)
+    feature_layers: Sequence[str] = ("conv1_1", "conv2_1", "conv3_1")
+    feature_weights: Sequence[float] = (1.0, 1.0, 1.0)
+    feature_on: str = "composite"  # or "patch": VGG on the 64x64 patches, as the port does
+    lambda_adv: float = 0.1  # 0: no discriminator, no joint stage
+    overlap: int = 4
+    overlap_weight: float = 10.0
+    structural_steps: int = 127_150
+    lr: float = 2e-4
+    lr_joint: float = 2e-5
+    lr_d: float = 2e-5
+    beta1: float = 0.5
+    width: int = 64
+    bottleneck: int = 2000
+    vgg_weights: str | None = "imagenet"
+    shorter_side_min: int = 128
+    shorter_side_max: int = 200
+
+    def __post_init__(self):
+        if self.architecture not in model_lib.ARCHITECTURES:
+            raise ValueError(f"--architecture must be one of {model_lib.ARCHITECTURES}, got "
+                             f"{self.architecture!r}.")
+        if self.feature_on not in FEATURE_INPUTS:
+            raise ValueError(f"--feature_on must be one of {FEATURE_INPUTS}, got "
+                             f"{self.feature_on!r}.")
+        if self.lambda_feat < 0 or self.lambda_adv < 0:
+            raise ValueError("--lambda_feat and --lambda_adv must be >= 0 (0 turns a loss off).")
+        if len(self.feature_layers) != len(self.feature_weights):
+            raise ValueError(f"--feature_weights needs one weight per layer of --feature_layers "
+                             f"({len(self.feature_layers)}), got {len(self.feature_weights)}.")
+        if not 0 <= 2 * self.overlap < HOLE_SIZE:
+            raise ValueError(f"--overlap must be in [0, {HOLE_SIZE // 2}), got {self.overlap}.")
+        if self.structural_steps < 0:
+            raise ValueError(f"--structural_steps must be >= 0, got {self.structural_steps}.")
+        for name in ("lr", "lr_joint", "lr_d", "width", "bottleneck"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        if not IMAGE_SIZE <= self.shorter_side_min <= self.shorter_side_max:
+            raise ValueError(f"Need {IMAGE_SIZE} <= --shorter_side_min <= --shorter_side_max, got "
+                             f"{self.shorter_side_min}, {self.shorter_side_max}.")
+
+    @property
+    def adversarial(self) -> bool:
+        return self.lambda_adv > 0
+
+
+def _adam(learning_rate: float, beta1: float) -> keras.optimizers.Optimizer:
+    return train_loop.make_optimizer(keras.optimizers.Adam(learning_rate, beta_1=beta1))
+
+
+class StructuralTask(train_loop.Task):
+    """Generator, optional discriminator, optimizers, and a frozen VGG16 (not checkpointed)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        if config.architecture == "port":
+            self.generator = model_lib.build_generator(config.width, config.bottleneck)
+        else:
+            self.generator = ce_model.build_generator("center", ngf=config.width,
+                                                      nef=config.width,
+                                                      bottleneck=config.bottleneck)
+        self.g_optimizer = _adam(config.lr, config.beta1)
+        self.discriminator = self.g_joint_optimizer = self.d_optimizer = None
+        if config.adversarial:
+            self.discriminator = (model_lib.build_discriminator(config.width // 2)
+                                  if config.architecture == "port"
+                                  else ce_model.build_discriminator("center", ndf=config.width))
+            # The port's joint stage trains the generator with a second Adam
+            # (fresh moments) at the lower rate.
+            self.g_joint_optimizer = _adam(config.lr_joint, config.beta1)
+            self.d_optimizer = _adam(config.lr_d, config.beta1)
+        self.feature_extractor = None
+        if config.lambda_feat > 0:
+            self.feature_extractor = vgg.FeatureExtractor(
+                "vgg16", tuple(config.feature_layers), weights=config.vgg_weights)
+        self.feature_weights = dict(zip(config.feature_layers, config.feature_weights))
+        self.center_box = masks.center_box(IMAGE_SIZE, HOLE_SIZE)
+        self.ring_weights = masks.overlap_weights(HOLE_SIZE, config.overlap,
+                                                  config.overlap_weight)[None]
+
+    def checkpoint_items(self) -> dict[str, object]:
+        items = {"generator": self.generator, "g_optimizer": self.g_optimizer}
+        if self.discriminator is not None:
+            items.update(discriminator=self.discriminator, g_joint_optimizer=self.g_joint_optimizer,
+                         d_optimizer=self.d_optimizer)
+        return items
+
+    def build_optimizers(self) -> None:
+        self.g_optimizer.build(self.generator.trainable_variables)
+        if self.discriminator is not None:
+            self.g_joint_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def phase_at(self, step: int) -> int:
+        return int(self.config.adversarial and step >= self.config.structural_steps)
+
+    def phase_name(self, phase: int) -> str:
+        return STAGES[phase]
+
+    # The port works in [0, 1] with a gray fill and a linear output; Pathak et
+    # al.'s networks in [-1, 1] with the mean-pixel fill and tanh. These four
+    # conversions are the only places the two differ.
+    def network_input(self, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        if self.config.architecture == "port":
+            return (image + 1.0) / 2.0 * (1.0 - mask) + PORT_GRAY_FILL * mask
+        return masks.apply_fill(image, mask, masks.IMAGENET_MEAN_FILL)
+
+    def input_for_display(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs * 2.0 - 1.0 if self.config.architecture == "port" else inputs
+
+    def prediction(self, inputs: tf.Tensor, training: bool) -> tf.Tensor:
+        """The generator's 64x64 centre patch, in [0, 1] units."""
+        output = tf.cast(self.generator(inputs, training=training), tf.float32)
+        return output if self.config.architecture == "port" else (output + 1.0) / 2.0
+
+    def discriminate(self, patch01: tf.Tensor) -> tf.Tensor:
+        patch = patch01 if self.config.architecture == "port" else patch01 * 2.0 - 1.0
+        return tf.cast(self.discriminator(patch, training=True), tf.float32)
+
+    def feature_loss(self, prediction: tf.Tensor, image01: tf.Tensor) -> tf.Tensor:
+        """L_feat of the prediction composited into its context, or of the bare patches."""
+        if self.config.feature_on == "composite":
+            region = masks.center_mask(IMAGE_SIZE, HOLE_SIZE, overlap=0)[None]
+            composite = (region * ce_lib.paste_center(prediction, IMAGE_SIZE, self.center_box)
+                         + (1.0 - region) * image01)
+            return losses.feature_reconstruction_loss(self.feature_extractor, composite, image01,
+                                                      self.feature_weights)
+        return losses.feature_reconstruction_loss(
+            self.feature_extractor, prediction, ce_lib.center_patch(image01, self.center_box),
+            self.feature_weights)
+
+    def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
+        config = self.config
+        image01 = (batch["image"] + 1.0) / 2.0
+        target = ce_lib.center_patch(image01, self.center_box)
+        joint = phase == 1
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            prediction = self.prediction(self.network_input(batch["image"], batch["mask"]),
+                                         training=True)
+            reconstruction = common_losses.weighted_l2(prediction, target, self.ring_weights)
+            structural = reconstruction
+            result = {"reconstruction": reconstruction}
+            if self.feature_extractor is not None:
+                feature = self.feature_loss(prediction, image01)
+                structural = reconstruction + config.lambda_feat * feature
+                result["feature"] = feature
+            result["structural"] = structural
+            g_loss = structural
+            if joint:
+                real_logits, fake_logits = self.discriminate(target), self.discriminate(prediction)
+                d_loss = config.lambda_adv * common_losses.discriminator_bce_loss(real_logits,
+                                                                                 fake_logits)
+                adversarial = common_losses.generator_bce_loss(fake_logits)
+                g_loss = structural + config.lambda_adv * adversarial
+                result.update(adversarial=adversarial, g_loss=g_loss, d_loss=d_loss)
+            g_optimizer = self.g_joint_optimizer if joint else self.g_optimizer
+            g_scaled = train_loop.scale_loss(g_optimizer, train_loop.replica_loss(g_loss))
+            if joint:
+                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
+        g_vars = self.generator.trainable_variables
+        g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        if joint:
+            d_vars = self.discriminator.trainable_variables
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        return result
+
+    def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image = tf.convert_to_tensor(batch["image"], tf.float32)
+        mask = tf.convert_to_tensor(batch["mask"], tf.float32)
+        inputs = self.network_input(image, mask)
+        patch = self.prediction(inputs, training=False) * 2.0 - 1.0
+        return ce_lib.center_predictions(self.input_for_display(inputs), image, mask, patch,
+                                         self.center_box)
+
+
+def build_task(config: Config) -> StructuralTask:
+    return StructuralTask(config)
+
+
+def parameter_counts(task: StructuralTask) -> dict[str, int]:
+    """Trainable parameters of the generator and discriminator; the frozen VGG is not counted."""
+    counts = {"generator_params": model_utils.count_trainable_params(task.generator),
+              "discriminator_params": 0}
+    if task.discriminator is not None:
+        counts["discriminator_params"] = model_utils.count_trainable_params(task.discriminator)
+    return counts
+
+
+def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
+    """The Context Encoders center region: 56x56 blanked inside the 64x64 centre."""
+    del seed, batch_size
+
+    def center_example(image, example_seed, index):
+        del example_seed, index
+        return {"image": image, "mask": masks.center_mask(IMAGE_SIZE, HOLE_SIZE, config.overlap)}
+    return center_example
+
+
+def paper_input(config: Config) -> experiment.PaperInput:
+    """The port's ImageNet preprocessing: shorter side to a random size in [128, 200], random crop."""
+    policy = data_lib.CropPolicy(crop_size=IMAGE_SIZE,
+                                 shorter_side=(config.shorter_side_min, config.shorter_side_max))
+    return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
+
+
+def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
+    """Trains Structural Inpainting through its stages; resumes from the work directory."""
+    def build() -> StructuralTask:
+        task = build_task(config)
+        logging.info("Structural Inpainting (%s networks; lambda_feat %g, lambda_adv %g), "
+                     "trainable parameters: %s", config.architecture, config.lambda_feat,
+                     config.lambda_adv, parameter_counts(task))
+        return task
+
+    return experiment.run(build, paper_input(config), run_config)

@@ -1,0 +1,252 @@
+"""Structural Inpainting: networks, the feature loss, stages, ablations and runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import experiment
+from common import flags as common_flags
+from common import train_loop
+from common import vgg
+from reproductions.structural_inpainting import losses
+from reproductions.structural_inpainting import train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_PY = os.path.join(REPO, "reproductions", "structural_inpainting", "train.py")
+CONFIGS = os.path.join(REPO, "reproductions", "structural_inpainting", "configs")
+TINY = dict(width=8, bottleneck=16, vgg_weights=None)
+
+
+def tiny_config(**kwargs):
+    return train_lib.Config(**{**TINY, **kwargs})
+
+
+def run_config(workdir, num_steps, batch_size=2):
+    return common_flags.RunConfig(
+        loop=train_loop.LoopConfig(workdir=str(workdir), num_steps=num_steps,
+                                   batch_size=batch_size, log_every=1, checkpoint_every=1,
+                                   sample_every=100, eval_every=100),
+        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=4,
+                                     batch_size=batch_size, seed=0, shuffle_buffer=16),
+        mixed_precision="none", strategy="default")
+
+
+def first_batch(config, batch_size=2):
+    data = run_config("unused", 1, batch_size).data
+    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
+                                             training=True, batch_size=batch_size)))
+
+
+def test_parameter_counts_match_the_spec_sheet():
+    task = train_lib.build_task(train_lib.Config(vgg_weights=None))
+    assert train_lib.parameter_counts(task) == {"generator_params": 38_348_691,
+                                                "discriminator_params": 694_241}
+
+
+def test_context_encoder_networks_are_an_option():
+    task = train_lib.build_task(train_lib.Config(architecture="context_encoder", bottleneck=4000,
+                                                 vgg_weights=None))
+    assert train_lib.parameter_counts(task) == {"generator_params": 71_124_544,
+                                                "discriminator_params": 2_765_568}
+    losses_ = task.train_step(first_batch(tiny_config(architecture="context_encoder")), 0)
+    assert np.isfinite(float(losses_["structural"]))
+
+
+def test_generator_output_is_a_linear_64x64_patch():
+    task = train_lib.build_task(tiny_config())
+    output = task.generator(tf.random.uniform([2, 128, 128, 3]), training=False)
+    assert output.shape == (2, 64, 64, 3)
+    assert task.generator.get_layer("output").activation.__name__ == "linear"
+    assert task.discriminator(output).shape == (2, 1)
+
+
+def hand_feature_loss(extractor, prediction01, target01, weights):
+    """Independent computation with keras.applications' own VGG16 and preprocessing."""
+    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    model.set_weights(_matching_weights(model, extractor))
+    names = {"conv1_1": "block1_conv1", "conv2_1": "block2_conv1", "conv3_1": "block3_conv1"}
+    taps = keras.Model(model.input, [model.get_layer(names[n]).output for n in weights])
+    prep = keras.applications.vgg16.preprocess_input
+    pred = taps(prep(prediction01 * 255.0))
+    target = taps(prep(target01 * 255.0))
+    return sum(w * np.mean((p.numpy() / 255 - t.numpy() / 255) ** 2)
+               for w, p, t in zip(weights.values(), pred, target))
+
+
+def _matching_weights(model, extractor):
+    """The extractor's (truncated) VGG weights by name; deeper layers keep their own."""
+    by_name = {w.path: w.numpy() for w in extractor.vgg_model.weights}
+    return [by_name.get(w.path, w.numpy()) for w in model.weights]
+
+
+def test_feature_loss_is_zero_for_identical_images_and_matches_a_hand_computation():
+    keras.utils.set_random_seed(0)
+    extractor = vgg.FeatureExtractor("vgg16", ("conv1_1", "conv2_1", "conv3_1"), weights=None)
+    weights = {"conv1_1": 1.0, "conv2_1": 0.5, "conv3_1": 2.0}
+    rng = np.random.default_rng(0)
+    target = tf.constant(rng.uniform(0, 1, (2, 16, 16, 3)), tf.float32)
+    prediction = tf.constant(rng.uniform(0, 1, (2, 16, 16, 3)), tf.float32)
+    assert float(losses.feature_reconstruction_loss(extractor, target, target, weights)) == 0.0
+    loss = float(losses.feature_reconstruction_loss(extractor, prediction, target, weights))
+    assert loss > 0
+    assert loss == pytest.approx(hand_feature_loss(extractor, prediction, target, weights),
+                                 rel=1e-4)
+
+
+def test_feature_gradient_reaches_the_generator_but_not_vgg():
+    keras.utils.set_random_seed(1)
+    task = train_lib.build_task(tiny_config(lambda_adv=0.0))
+    task.build_optimizers()
+    batch = first_batch(tiny_config())
+    image01 = (batch["image"] + 1) / 2
+    vgg_weights = task.feature_extractor.vgg_model.weights
+    vgg_before = [w.numpy().copy() for w in vgg_weights]
+    with tf.GradientTape(persistent=True) as tape:
+        prediction = task.prediction(task.network_input(batch["image"], batch["mask"]), True)
+        loss = task.feature_loss(prediction, image01)
+    generator_grads = tape.gradient(loss, task.generator.trainable_variables)
+    assert all(g is not None for g in generator_grads)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in generator_grads) > 0
+    assert all(g is None for g in tape.gradient(loss, vgg_weights))
+    task.train_step(batch, 0)
+    for before, after in zip(vgg_before, vgg_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert "feature_extractor" not in task.checkpoint_items()
+
+
+def test_feature_loss_sees_the_composite_or_the_patches():
+    keras.utils.set_random_seed(2)
+    batch = first_batch(tiny_config())
+    image01 = (batch["image"] + 1) / 2
+    patch = image01[:, 32:96, 32:96]
+    for feature_on in ("composite", "patch"):
+        task = train_lib.build_task(tiny_config(feature_on=feature_on))
+        # A perfect prediction gives no feature loss either way...
+        assert float(task.feature_loss(patch, image01)) == pytest.approx(0.0, abs=1e-9)
+        # ...and a wrong one does.
+        assert float(task.feature_loss(patch * 0.5, image01)) > 0
+
+
+def test_stages_switch_optimizers_and_networks():
+    keras.utils.set_random_seed(3)
+    config = tiny_config(structural_steps=2)
+    task = train_lib.build_task(config)
+    task.build_optimizers()
+    assert [task.phase_at(s) for s in range(4)] == [0, 0, 1, 1]
+    batch = first_batch(config)
+    d_before = [v.numpy().copy() for v in task.discriminator.trainable_variables]
+    result = task.train_step(batch, 0)
+    assert set(result) == {"reconstruction", "feature", "structural"}
+    assert int(task.g_optimizer.iterations) == 1 and int(task.g_joint_optimizer.iterations) == 0
+    assert all(np.array_equal(a, b.numpy())
+               for a, b in zip(d_before, task.discriminator.trainable_variables))
+    result = task.train_step(batch, 1)
+    assert {"adversarial", "d_loss", "g_loss"} <= set(result)
+    assert int(task.g_optimizer.iterations) == 1 and int(task.g_joint_optimizer.iterations) == 1
+    assert not all(np.array_equal(a, b.numpy())
+                   for a, b in zip(d_before, task.discriminator.trainable_variables))
+    # Near the start both logits are close to 0: d_loss ~ 0.1 * (log 2 + log 2).
+    assert float(result["d_loss"]) == pytest.approx(0.1 * 2 * np.log(2), rel=0.5)
+
+
+def read_flagfile(path):
+    values = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("--"):
+                key, _, value = line.strip()[2:].partition("=")
+                values[key] = value
+    return values
+
+
+@pytest.mark.parametrize("name, has_vgg, has_discriminator", [
+    ("ablation_l2", False, False), ("ablation_l2_feat", True, False),
+    ("ablation_l2_adv", False, True), ("ablation_l2_feat_adv", True, True), ("paper", True, True)])
+def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator):
+    values = read_flagfile(os.path.join(CONFIGS, f"{name}.cfg"))
+    config = tiny_config(lambda_feat=float(values["lambda_feat"]),
+                         lambda_adv=float(values["lambda_adv"]))
+    task = train_lib.build_task(config)
+    assert (task.feature_extractor is not None) == has_vgg
+    assert (task.discriminator is not None) == has_discriminator
+    assert task.phase_at(10**6) == int(has_discriminator)
+    assert values["num_steps"] == "152580" and values["batch_size"] == "64"
+
+
+def test_real_vgg_features_grow_with_the_damage(shared_data):
+    from PIL import Image
+
+    weights_path = os.path.join(shared_data, "weights", "vgg16_imagenet_notop.weights.h5")
+    extractor = vgg.FeatureExtractor("vgg16", ("conv1_1", "conv2_1", "conv3_1"),
+                                     weights=weights_path)
+    faces = sorted(os.listdir(os.path.join(shared_data, "faces")))[:2]
+    images = np.stack([np.asarray(Image.open(os.path.join(shared_data, "faces", f)).resize(
+        (64, 64)), np.float32) / 255 for f in faces])
+    target = tf.constant(images)
+    weights = {"conv1_1": 1.0, "conv2_1": 1.0, "conv3_1": 1.0}
+    values = [float(losses.feature_reconstruction_loss(
+        extractor, tf.image.resize(tf.image.resize(target, [64 // k, 64 // k]), [64, 64]),
+        target, weights)) for k in (1, 2, 4, 8)]
+    assert values[0] < 1e-6 and values[1] < values[2] < values[3]
+
+
+def read_records(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if '"train"' in line]
+
+
+def test_stage_survives_a_resume(tmp_path):
+    config = tiny_config(structural_steps=2)
+    train_lib.run(config, run_config(tmp_path, 1))
+    result = train_lib.run(config, run_config(tmp_path, 4))
+    assert result.step == 4
+    assert [r["phase"] for r in read_records(tmp_path)] == ["structural", "structural",
+                                                            "joint", "joint"]
+    # Both networks and all three optimizers restore into fresh, differently
+    # seeded tasks identically (variable names in the file depend on which
+    # object reaches a variable first, so compare restored values instead).
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    restored = []
+    for seed in (10, 11):
+        keras.utils.set_random_seed(seed)
+        task = train_lib.build_task(config)
+        task.build_optimizers()
+        tf.train.Checkpoint(**task.checkpoint_items()).restore(latest).assert_existing_objects_matched()
+        restored.append(task)
+    for model in ("generator", "discriminator"):
+        for a, b in zip(getattr(restored[0], model).weights, getattr(restored[1], model).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(restored[0].g_joint_optimizer.iterations) == 2
+    # The frozen VGG16 is not saved: no variable has the shape of its first kernel.
+    assert not any(shape == [3, 3, 3, 64] for _, shape in tf.train.list_variables(latest))
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def test_cli_dry_run_and_smoke_run(tmp_path):
+    from conftest import SHARED_DATA
+
+    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run", "--vgg_weights=none")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "generator_params": 38_348_691, "discriminator_params": 694_241}
+    weights_path = os.path.join(SHARED_DATA, "weights", "vgg16_imagenet_notop.weights.h5")
+    vgg_flag = [f"--vgg_weights={weights_path}"] if os.path.exists(weights_path) else []
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}", *vgg_flag)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["phase"] for r in read_records(tmp_path)] == ["structural", "structural",
+                                                            "joint", "joint"]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/x",
+                     "--vgg_weights=/no/such/vgg.weights.h5")
+    assert result.returncode == 1 and "/no/such/vgg.weights.h5" in result.stderr
