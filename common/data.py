@@ -60,11 +60,14 @@ class CropPolicy:
         cropping; low == high for a fixed size. None keeps the native size,
         except that images smaller than the crop are scaled up to it.
       flip: random horizontal flip in training.
+      random_crop: crop at a random position in training (else centrally,
+        e.g. for aligned faces).
     """
 
     crop_size: int
     shorter_side: tuple[int, int] | None = None
     flip: bool = False
+    random_crop: bool = True
 
     def __post_init__(self):
         if self.crop_size < 1:
@@ -228,9 +231,10 @@ def resize_and_crop(image: tf.Tensor, policy: CropPolicy, seed: tf.Tensor,
                     training: bool) -> tf.Tensor:
     """Applies the crop policy to a uint8 HxWx3 image; returns float32 in [-1, 1].
 
-    In training the shorter side, the crop position and the flip are random
-    (stateless, from `seed`); in evaluation the shorter side is the low end of
-    the range, the crop is central and there is no flip.
+    In training the shorter side, the crop position (unless the policy says
+    central) and the flip are random (stateless, from `seed`); in evaluation
+    the shorter side is the low end of the range, the crop is central and
+    there is no flip.
     """
     size_seed, crop_seed, flip_seed = (tf.random.experimental.stateless_fold_in(seed, k)
                                        for k in range(3))
@@ -257,14 +261,14 @@ def resize_and_crop(image: tf.Tensor, policy: CropPolicy, seed: tf.Tensor,
         lambda: tf.image.resize(image, new_size, method="bilinear", antialias=True))
 
     crop = policy.crop_size
-    if training:
+    if training and policy.random_crop:
         image = tf.image.stateless_random_crop(image, [crop, crop, 3], crop_seed)
-        if policy.flip:
-            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     else:
         top = (tf.shape(image)[0] - crop) // 2
         left = (tf.shape(image)[1] - crop) // 2
         image = image[top:top + crop, left:left + crop]
+    if training and policy.flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     image = tf.clip_by_value(image, 0.0, 255.0) / 127.5 - 1.0
     image.set_shape([crop, crop, 3])
     return image

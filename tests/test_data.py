@@ -579,3 +579,13 @@ def test_animated_webp_is_skipped_by_name(tmp_path):
     scanned = image_files.scan_image_folder(str(tmp_path))
     assert [os.path.basename(p) for p in scanned.files] == ["still.webp"]
     assert scanned.skipped == ((str(tmp_path / "anim.webp"), "animated WebP is not supported"),)
+
+
+def test_central_crop_policy_crops_the_centre_in_training_too():
+    # Columns encode their index, so the crop's first column tells where it was cut.
+    ramp = np.tile(np.arange(100, dtype=np.uint8)[None, :, None], (40, 1, 3))
+    policy = data.CropPolicy(crop_size=40, random_crop=False)
+    crops = [data.resize_and_crop(tf.constant(ramp), policy, tf.constant([s, 0], tf.int64),
+                                  training=True).numpy() for s in range(4)]
+    for crop in crops:
+        np.testing.assert_allclose((crop[0, :, 0] + 1) * 127.5, np.arange(30, 70), atol=1e-3)

@@ -1,0 +1,1 @@
+"""Image Fine-grained Inpainting, DMFN (Hui, Li, Wang, Gao; 2020)."""

@@ -1,0 +1,138 @@
+"""DMFN networks, as in the authors' code (Zheng222/DMFN, models/architecture.py, block.py).
+
+Generator (4-channel input: the image in [-1, 1] with the hole set to 0, and
+the mask), instance normalisation without affine parameters, zero padding:
+
+  enc  conv 5x5 64 + ReLU; conv 3x3 /2 128; conv 3x3 128; conv 3x3 /2 256  (IN + ReLU)
+  body 8 dense multi-scale fusion blocks (DMFB) at 1/4 resolution
+  dec  conv 3x3 256; transposed 4x4 /2 128, conv 3x3 128; transposed 4x4 /2 64, conv 3x3 64
+       (IN + ReLU); conv 3x3 3 + tanh
+
+DMFB as coded ("official"): t = ReLU(IN(conv3x3 256->64 (x))); four 3x3 convs
+of t with dilation 1, 2, 4, 8 summed cumulatively (k1 = d1, k2 = k1 + d2, ...);
+concat -> IN -> ReLU -> conv3x3 256 -> IN; plus x.
+
+DMFB of the paper's figure ("paper"): t as above; k1 = conv3x3(t); for dilation
+2, 4, 8, k_i = ReLU(IN(conv3x3(dilated_conv(t) + k_{i-1}))) (the "second
+column"); concat -> IN -> ReLU -> 1x1 conv 256 -> IN; plus x.
+
+Discriminator: global (the whole image, six 5x5 stride-2 convs 64-512) and
+local (the 128 box around the hole, five convs), each conv followed by
+BatchNorm and LeakyReLU 0.2, flattened to a 512 FC; concat, LeakyReLU, FC to a
+logit. It also returns the local branch's post-activation feature maps, for
+discriminator feature matching.
+
+Initialisation as the authors': conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from common.model_utils import normal_initializer
+
+DMFB_VARIANTS = ("official", "paper")
+
+
+def _conv(filters: int, kernel: int, name: str, strides: int = 1,
+          dilation: int = 1) -> layers.Layer:
+    return layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation, padding="same",
+                         kernel_initializer=normal_initializer(0.0, 0.02), name=name)
+
+
+def _instance_norm(name: str) -> layers.Layer:
+    # PyTorch's InstanceNorm2d(affine=False): per-sample, per-channel, no parameters.
+    return layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5,
+                                     name=name)
+
+
+def _norm_relu(x, name: str):
+    return layers.ReLU(name=f"{name}_relu")(_instance_norm(f"{name}_in")(x))
+
+
+def dmfb_official(x, name: str, channels: int = 256, branch: int = 64):
+    """The dense multi-scale fusion block as the authors coded it."""
+    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce")
+    dilated = [_conv(branch, 3, f"{name}_d{rate}", dilation=rate)(t) for rate in (1, 2, 4, 8)]
+    fused = [dilated[0]]
+    for i, d in enumerate(dilated[1:], start=2):
+        fused.append(layers.Add(name=f"{name}_k{i}")([fused[-1], d]))
+    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat")
+    y = _instance_norm(f"{name}_fuse_in")(_conv(channels, 3, f"{name}_fuse")(y))
+    return layers.Add(name=f"{name}_residual")([x, y])
+
+
+def dmfb_paper(x, name: str, channels: int = 256, branch: int = 64):
+    """The block of the paper's figure: second-column convs and a 1x1 fusion."""
+    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce")
+    fused = [_conv(branch, 3, f"{name}_k1")(t)]
+    for rate in (2, 4, 8):
+        d = _conv(branch, 3, f"{name}_d{rate}", dilation=rate)(t)
+        summed = layers.Add(name=f"{name}_sum{rate}")([d, fused[-1]])
+        fused.append(_norm_relu(_conv(branch, 3, f"{name}_k{rate}")(summed), f"{name}_k{rate}"))
+    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat")
+    y = _instance_norm(f"{name}_fuse_in")(_conv(channels, 1, f"{name}_fuse")(y))
+    return layers.Add(name=f"{name}_residual")([x, y])
+
+
+def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int = 64) -> keras.Model:
+    """The DMFN generator: [N, H, W, 4] -> [N, H, W, 3] in [-1, 1] (H, W multiples of 4)."""
+    if dmfb not in DMFB_VARIANTS:
+        raise ValueError(f"--dmfb must be one of {DMFB_VARIANTS}, got {dmfb!r}.")
+    block = dmfb_official if dmfb == "official" else dmfb_paper
+    c = channels
+    inputs = keras.Input((None, None, 4), name="masked_image_and_mask")
+    x = layers.ReLU(name="enc1_relu")(_conv(c, 5, "enc1")(inputs))
+    x = _norm_relu(_conv(2 * c, 3, "enc2", strides=2)(x), "enc2")
+    x = _norm_relu(_conv(2 * c, 3, "enc3")(x), "enc3")
+    x = _norm_relu(_conv(4 * c, 3, "enc4", strides=2)(x), "enc4")
+    for i in range(num_blocks):
+        x = block(x, f"dmfb{i + 1}", channels=4 * c, branch=c)
+    x = _norm_relu(_conv(4 * c, 3, "dec1")(x), "dec1")
+    for i, filters in enumerate((2 * c, c), start=2):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                   kernel_initializer=normal_initializer(0.0, 0.02),
+                                   name=f"dec{i}_up")(x)
+        x = _norm_relu(x, f"dec{i}_up")
+        x = _norm_relu(_conv(filters, 3, f"dec{i}")(x), f"dec{i}")
+    x = _conv(3, 3, "output")(x)
+    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return keras.Model(inputs, outputs, name=f"dmfn_generator_{dmfb}")
+
+
+def _branch(inputs, channels: int, prefix: str):
+    """5x5 stride-2 convs + BN + LeakyReLU down to 4x4; returns (512-d features, conv maps)."""
+    count = math.log2(inputs.shape[1] / 4)
+    if inputs.shape[1] < 8 or count != int(count):
+        raise ValueError(f"{prefix} input size must be 4 * 2^k, got {inputs.shape[1]}.")
+    x, maps = inputs, []
+    for i in range(int(count)):
+        x = layers.Conv2D(channels * min(2 ** i, 8), 5, strides=2, padding="same",
+                          kernel_initializer=normal_initializer(0.0, 0.02),
+                          name=f"{prefix}_conv{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                      gamma_initializer=normal_initializer(1.0, 0.02),
+                                      name=f"{prefix}_bn{i + 1}")(x)
+        x = layers.LeakyReLU(0.2, name=f"{prefix}_lrelu{i + 1}")(x)
+        maps.append(x)
+    x = layers.Flatten(name=f"{prefix}_flatten")(x)
+    return layers.Dense(512, name=f"{prefix}_fc")(x), maps
+
+
+def build_discriminator(image_size: int = 256, local_size: int = 128,
+                        channels: int = 64) -> keras.Model:
+    """Inputs [local patch, whole image] in [-1, 1]; outputs [logit, *local feature maps]."""
+    local_input = keras.Input((local_size, local_size, 3), name="local_patch")
+    global_input = keras.Input((image_size, image_size, 3), name="global_image")
+    local_features, local_maps = _branch(local_input, channels, "local")
+    global_features, _ = _branch(global_input, channels, "global")
+    x = layers.Concatenate(name="concat")([local_features, global_features])
+    x = layers.LeakyReLU(0.2, name="head_lrelu")(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    local_maps = [layers.Activation("linear", dtype="float32", name=f"local_features{i + 1}")(m)
+                  for i, m in enumerate(local_maps)]
+    return keras.Model([local_input, global_input], [logit, *local_maps],
+                       name="dmfn_discriminator")

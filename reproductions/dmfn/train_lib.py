@@ -1,0 +1,241 @@
+"""DMFN training: the generator, the global + local discriminator, and the official losses.
+
+Each step updates the discriminator and the generator once, both from one
+forward pass of both networks (the generator's gradient goes through the
+discriminator as it was before its update):
+
+  L_G = 1 * L1 + 25 * (L_self_guided + L_vgg_fm) + 1 * L_align
+        + 0.003 * L_RaGAN + 5 * L_discriminator_fm
+  L_D = RaGAN discriminator loss
+
+all computed on the composite (the prediction in the hole, the known pixels
+elsewhere), as the authors' code does. Adam 2e-4 (0.5, 0.999) for both
+networks, halved at `lr_decay_step`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Mapping
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from common import data as data_lib
+from common import experiment
+from common import flags as common_flags
+from common import losses as common_losses
+from common import masks
+from common import model_utils
+from common import patches
+from common import train_loop
+from common import vgg
+from reproductions.dmfn import losses
+from reproductions.dmfn import model as model_lib
+
+MASK_TYPES = ("box", "irregular")
+BOX_POSITIONS = ("random", "center")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    image_size: int = 256
+    local_size: int = 128  # the box side, and the local discriminator's input
+    mask_type: str = "box"
+    box_position: str = "random"
+    max_shrink: int = 17  # each side of the training box shrinks by 0..max_shrink px
+    mask_dir: str = ""
+    invert_masks: bool = False
+    random_crop: bool = False  # False: centre square crop (faces); True: random (scenes)
+    dmfb: str = "official"
+    num_blocks: int = 8
+    channels: int = 64
+    d_channels: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_step: int = 100_000  # the rate halves here (MultiStepLR, gamma 0.5)
+    pixel_weight: float = losses.PIXEL_WEIGHT
+    feature_weight: float = losses.FEATURE_WEIGHT
+    align_weight: float = losses.ALIGN_WEIGHT
+    gan_weight: float = losses.GAN_WEIGHT
+    dfm_weight: float = losses.DISCRIMINATOR_FM_WEIGHT
+    official_align_grid: bool = False
+    vgg_weights: str | None = "imagenet"
+
+    def __post_init__(self):
+        if self.mask_type not in MASK_TYPES:
+            raise ValueError(f"--mask_type must be one of {MASK_TYPES}, got {self.mask_type!r}.")
+        if self.box_position not in BOX_POSITIONS:
+            raise ValueError(f"--box_position must be one of {BOX_POSITIONS}, got "
+                             f"{self.box_position!r}.")
+        if self.mask_type == "irregular" and not self.mask_dir:
+            raise ValueError("--mask_type=irregular needs --mask_dir (a folder of mask images, "
+                             "white = hole).")
+        if self.dmfb not in model_lib.DMFB_VARIANTS:
+            raise ValueError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
+                             f"{self.dmfb!r}.")
+        for name in ("image_size", "local_size"):
+            size = getattr(self, name)
+            if size < 8 or size & (size - 1):
+                raise ValueError(f"--{name} must be a power of two >= 8, got {size}.")
+        if self.local_size > self.image_size:
+            raise ValueError(f"--local_size ({self.local_size}) must not exceed --image_size "
+                             f"({self.image_size}).")
+        if not 0 <= 2 * self.max_shrink < self.local_size:
+            raise ValueError(f"--max_shrink must be in [0, local_size / 2), got {self.max_shrink}.")
+        for name in ("num_blocks", "channels", "d_channels", "lr", "lr_decay_step"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+
+
+def _adam(config: Config) -> keras.optimizers.Optimizer:
+    # MultiStepLR in the official code steps every iteration, so update number
+    # lr_decay_step (0-based) is the first at half the rate. The optimizer's
+    # iteration count plays that role; PiecewiseConstantDecay keeps the first
+    # value up to and including its boundary, hence the - 1.
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [config.lr_decay_step - 1], [config.lr, config.lr / 2])
+    return train_loop.make_optimizer(keras.optimizers.Adam(
+        schedule, beta_1=config.beta1, beta_2=config.beta2, epsilon=1e-8))
+
+
+class DMFNTask(train_loop.Task):
+    """Generator, discriminator, their optimizers, and a frozen VGG19 (not checkpointed)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.generator = model_lib.build_generator(config.num_blocks, config.dmfb, config.channels)
+        self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
+                                                           config.d_channels)
+        self.g_optimizer = _adam(config)
+        self.d_optimizer = _adam(config)
+        self.feature_extractor = vgg.FeatureExtractor("vgg19", losses.VGG_LAYERS,
+                                                      weights=config.vgg_weights)
+
+    def checkpoint_items(self) -> dict[str, object]:
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+
+    def build_optimizers(self) -> None:
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def phase_name(self, phase: int) -> str:
+        del phase
+        return "joint"  # both networks, every step
+
+    def complete(self, image: tf.Tensor, mask: tf.Tensor,
+                 training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(network input, raw output, composite); the hole is 0 (mid-gray) in the input."""
+        masked = image * (1.0 - mask)
+        output = tf.cast(self.generator(tf.concat([masked, mask], axis=-1), training=training),
+                         tf.float32)
+        return masked, output, mask * output + (1.0 - mask) * image
+
+    def discriminate(self, images: tf.Tensor, corners: tf.Tensor) -> tuple[tf.Tensor, list]:
+        """(logits, local feature maps) of whole images and their local boxes."""
+        local = patches.crop_patches(images, corners, self.config.local_size)
+        logit, *features = self.discriminator([local, images], training=True)
+        return logit, features
+
+    def generator_losses(self, image: tf.Tensor, composite: tf.Tensor, real_logits: tf.Tensor,
+                         fake_logits: tf.Tensor, real_features: list,
+                         fake_features: list) -> dict[str, tf.Tensor]:
+        """Every term of L_G (unweighted) and the weighted total, "g_loss"."""
+        config = self.config
+        terms = {"pixel": losses.pixel_loss(composite, image)}
+        terms.update(losses.vgg_terms(self.feature_extractor, composite, image,
+                                      official_grid=config.official_align_grid))
+        terms["gan"] = common_losses.ragan_generator_loss(real_logits, fake_logits)
+        terms["discriminator_fm"] = losses.discriminator_feature_matching_loss(
+            fake_features, real_features, [f.shape[-1] for f in fake_features])
+        terms["g_loss"] = (config.pixel_weight * terms["pixel"]
+                           + config.feature_weight * (terms["self_guided"]
+                                                      + terms["feature_matching"])
+                           + config.align_weight * terms["align"]
+                           + config.gan_weight * terms["gan"]
+                           + config.dfm_weight * terms["discriminator_fm"])
+        return terms
+
+    def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
+        del phase  # one phase
+        image, mask, corner = batch["image"], batch["mask"], batch["corner"]
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            _, _, composite = self.complete(image, mask, training=True)
+            real_logits, real_features = self.discriminate(image, corner)
+            fake_logits, fake_features = self.discriminate(composite, corner)
+            result = self.generator_losses(image, composite, real_logits, fake_logits,
+                                           real_features, fake_features)
+            d_loss = common_losses.ragan_discriminator_loss(real_logits, fake_logits)
+            result["d_loss"] = d_loss
+            g_scaled = train_loop.scale_loss(self.g_optimizer,
+                                             train_loop.replica_loss(result["g_loss"]))
+            d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        return result
+
+    def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image = tf.convert_to_tensor(batch["image"], tf.float32)
+        mask = tf.convert_to_tensor(batch["mask"], tf.float32)
+        masked, output, composite = self.complete(image, mask, training=False)
+        return {"input": masked, "output": output, "composite": composite, "target": image,
+                "mask": mask}
+
+
+def build_task(config: Config) -> DMFNTask:
+    return DMFNTask(config)
+
+
+def parameter_counts(task: DMFNTask) -> dict[str, int]:
+    """Trainable parameters of the generator and discriminator; the frozen VGG19 is not counted."""
+    return {"generator_params": model_utils.count_trainable_params(task.generator),
+            "discriminator_params": model_utils.count_trainable_params(task.discriminator)}
+
+
+def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
+    """A box hole (and its unshrunk box) or a mask from the folder (and a random box)."""
+    del seed, batch_size
+    mask_folder = (masks.load_mask_folder(config.mask_dir, invert=config.invert_masks)
+                   if config.mask_type == "irregular" else None)
+
+    def dmfn_example(image, example_seed, index):
+        del index
+        mask_seed, box_seed = (tf.random.experimental.stateless_fold_in(example_seed, k)
+                               for k in range(2))
+        if mask_folder is None:
+            mask, box = masks.dmfn_box_mask(mask_seed, config.image_size, config.local_size,
+                                            max_delta=2 * config.max_shrink,
+                                            position=config.box_position)
+            corner = box[:2]
+        else:
+            mask = mask_folder.sample(mask_seed, config.image_size)
+            corner = patches.random_corner(box_seed, config.image_size, config.local_size)
+        return {"image": image, "mask": mask, "corner": tf.cast(corner, tf.int32)}
+    return dmfn_example
+
+
+def paper_input(config: Config) -> experiment.PaperInput:
+    """Square crop (central for faces, random for scenes) resized to 256, then the mask."""
+    policy = data_lib.CropPolicy(crop_size=config.image_size,
+                                 shorter_side=(config.image_size, config.image_size),
+                                 random_crop=config.random_crop)
+    return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
+
+
+def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
+    """Trains DMFN; resumes from the work directory."""
+    def build() -> DMFNTask:
+        task = build_task(config)
+        logging.info("DMFN (%s DMFB, %s masks), trainable parameters: %s", config.dmfb,
+                     config.mask_type, parameter_counts(task))
+        return task
+
+    return experiment.run(build, paper_input(config), run_config)

@@ -1,0 +1,187 @@
+"""DMFN: networks against the spec sheet, masks and boxes, the loss composition, runs.
+
+No VGG19 ImageNet weights can be had offline: these tests use a random VGG19
+(weights=None); the losses themselves are checked by hand in test_dmfn_losses.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from common import experiment
+from common import flags as common_flags
+from common import train_loop
+from reproductions.dmfn import model as model_lib
+from reproductions.dmfn import train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_PY = os.path.join(REPO, "reproductions", "dmfn", "train.py")
+CONFIGS = os.path.join(REPO, "reproductions", "dmfn", "configs")
+SMALL = dict(image_size=64, local_size=32, max_shrink=4, num_blocks=2, channels=8, d_channels=8,
+             vgg_weights=None, random_crop=True)
+
+
+def small_config(**kwargs):
+    return train_lib.Config(**{**SMALL, **kwargs})
+
+
+def run_config(workdir, num_steps, batch_size=2):
+    return common_flags.RunConfig(
+        loop=train_loop.LoopConfig(workdir=str(workdir), num_steps=num_steps,
+                                   batch_size=batch_size, log_every=1, checkpoint_every=1,
+                                   sample_every=100, eval_every=100),
+        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=4,
+                                     batch_size=batch_size, seed=0, shuffle_buffer=16),
+        mixed_precision="none", strategy="default")
+
+
+def first_batch(config, batch_size=4):
+    data = run_config("unused", 1, batch_size).data
+    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
+                                             training=True, batch_size=batch_size)))
+
+
+def one_block_params(block):
+    inputs = keras.Input((16, 16, 256))
+    return sum(int(np.prod(w.shape)) for w in keras.Model(inputs, block(inputs, "b")).trainable_weights)
+
+
+def test_parameter_counts_match_the_spec_sheet():
+    assert one_block_params(model_lib.dmfb_official) == 885_312
+    assert one_block_params(model_lib.dmfb_paper) == 471_808
+    task = train_lib.build_task(train_lib.Config(vgg_weights=None))
+    assert train_lib.parameter_counts(task) == {"generator_params": 9_037_443,
+                                                "discriminator_params": 36_673_025}
+    paper = train_lib.build_task(train_lib.Config(vgg_weights=None, dmfb="paper"))
+    assert train_lib.parameter_counts(paper)["generator_params"] == 9_037_443 - 8 * (
+        885_312 - 471_808)
+
+
+def test_block_variants_differ_as_the_paper_and_code_do():
+    official = model_lib.build_generator(num_blocks=1, dmfb="official", channels=8)
+    paper = model_lib.build_generator(num_blocks=1, dmfb="paper", channels=8)
+    assert official.get_layer("dmfb1_fuse").kernel_size == (3, 3)
+    assert paper.get_layer("dmfb1_fuse").kernel_size == (1, 1)
+    assert [official.get_layer(f"dmfb1_d{r}").dilation_rate[0] for r in (1, 2, 4, 8)] == [1, 2, 4, 8]
+    second_column = ("dmfb1_k2", "dmfb1_k4", "dmfb1_k8")
+    assert all(isinstance(paper.get_layer(n), keras.layers.Conv2D) for n in second_column)
+    # Instance normalisation has no parameters.
+    norms = [l for l in official.layers if isinstance(l, keras.layers.GroupNormalization)]
+    assert norms and all(not l.weights for l in norms)
+
+
+def test_generator_and_discriminator_shapes():
+    generator = model_lib.build_generator(num_blocks=1, channels=8)
+    assert generator(tf.zeros([2, 48, 40, 4])).shape == (2, 48, 40, 3)
+    discriminator = model_lib.build_discriminator(image_size=256, local_size=128, channels=4)
+    logit, *features = discriminator([tf.zeros([2, 128, 128, 3]), tf.zeros([2, 256, 256, 3])])
+    assert logit.shape == (2, 1)
+    assert [f.shape[1:] for f in features] == [(64, 64, 4), (32, 32, 8), (16, 16, 16),
+                                                (8, 8, 32), (4, 4, 32)]
+
+
+@pytest.mark.parametrize("position", ["random", "center"])
+def test_box_holes_shrink_inside_their_box(position):
+    config = small_config(box_position=position)
+    batch = first_batch(config, batch_size=4)
+    for mask, (top, left) in zip(batch["mask"].numpy(), batch["corner"].numpy()):
+        rows, cols = np.nonzero(mask[..., 0])
+        assert top <= rows.min() and rows.max() < top + 32
+        assert left <= cols.min() and cols.max() < left + 32
+        for extent in (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1):
+            assert 32 - 2 * 4 <= extent <= 32
+        if position == "center":
+            assert (top, left) == (16, 16)
+
+
+def test_irregular_masks_come_from_the_folder_with_a_random_box(tmp_path):
+    for i in range(3):
+        mask = np.zeros((100, 100), np.uint8)
+        mask[10 + 20 * i:40 + 20 * i, 30:60] = 255
+        Image.fromarray(mask).save(tmp_path / f"{i}.png")
+    config = small_config(mask_type="irregular", mask_dir=str(tmp_path))
+    batch = first_batch(config, batch_size=4)
+    coverage = batch["mask"].numpy().mean(axis=(1, 2, 3))
+    assert np.all((coverage > 0.05) & (coverage < 0.15))  # 30x30 of 100x100 = 9%
+    corners = batch["corner"].numpy()
+    assert np.all((corners >= 0) & (corners <= 32))
+    with pytest.raises(ValueError, match="--mask_dir"):
+        small_config(mask_type="irregular")
+
+
+def test_generator_loss_is_the_official_weighted_sum_on_the_composite():
+    keras.utils.set_random_seed(0)
+    config = small_config()
+    task = train_lib.build_task(config)
+    task.build_optimizers()
+    batch = first_batch(config, batch_size=2)
+    image, mask = batch["image"].numpy(), batch["mask"].numpy()
+    # Instance norm makes the generator's output independent of the batch.
+    output = task.generator(np.concatenate([image * (1 - mask), mask], -1), training=True).numpy()
+    expected_pixel = np.mean(np.abs(mask * (output - image)))
+    terms = {k: float(v) for k, v in task.train_step(batch, 0).items()}
+    assert terms["pixel"] == pytest.approx(expected_pixel, rel=1e-4)
+    assert terms["g_loss"] == pytest.approx(
+        terms["pixel"] + 25 * (terms["self_guided"] + terms["feature_matching"])
+        + terms["align"] + 0.003 * terms["gan"] + 5 * terms["discriminator_fm"], rel=1e-5)
+    assert all(np.isfinite(v) for v in terms.values())
+
+
+def test_learning_rate_halves_at_the_decay_step():
+    optimizer = train_lib.build_task(small_config(lr_decay_step=10)).g_optimizer
+
+    def rate_at(step):
+        optimizer.iterations.assign(step)
+        return float(optimizer.learning_rate)
+
+    assert [rate_at(s) for s in (0, 9, 10, 50)] == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])
+
+
+def test_both_networks_train_every_step():
+    keras.utils.set_random_seed(1)
+    config = small_config()
+    task = train_lib.build_task(config)
+    task.build_optimizers()
+    before = {name: [v.numpy().copy() for v in model.trainable_variables]
+              for name, model in (("g", task.generator), ("d", task.discriminator))}
+    vgg_before = [w.numpy().copy() for w in task.feature_extractor.vgg_model.weights]
+    task.train_step(first_batch(config, 2), 0)
+    for name, model in (("g", task.generator), ("d", task.discriminator)):
+        assert any(not np.array_equal(a, b.numpy())
+                   for a, b in zip(before[name], model.trainable_variables)), name
+    # The VGG19 is frozen and stays out of the checkpoint.
+    for a, b in zip(vgg_before, task.feature_extractor.vgg_model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert set(task.checkpoint_items()) == {"generator", "discriminator", "g_optimizer",
+                                            "d_optimizer"}
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def test_cli_dry_run_and_smoke_run(tmp_path):
+    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run", "--vgg_weights=none")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "generator_params": 9_037_443, "discriminator_params": 36_673_025}
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+    with open(tmp_path / "metrics.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]
+    assert {"pixel", "self_guided", "feature_matching", "align", "gan", "discriminator_fm",
+            "g_loss", "d_loss"} <= set(records[0])
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/x",
+                     "--mask_type=irregular", f"--mask_dir={tmp_path}/none")
+    assert result.returncode == 1 and f"{tmp_path}/none" in result.stderr
