@@ -8,6 +8,8 @@ the rest.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Callable
 
 import keras
@@ -53,8 +55,31 @@ def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
     return {k: np.concatenate([e[k] for e in examples]) for k in examples[0]}
 
 
+CONFIG_FILE = "config.json"
+
+
+def write_paper_config(workdir: str, paper: str, config) -> None:
+    """Records the paper and its resolved config, so the run can be loaded without flags."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"paper": paper, "config": dataclasses.asdict(config)}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def read_paper_config(workdir: str) -> tuple[str, dict]:
+    """(paper name, config fields) of a work directory written by `run`."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: {workdir!r} is not a work directory of a "
+                                "training run (expected config.json and checkpoints/).")
+    with open(path) as f:
+        record = json.load(f)
+    return record["paper"], record["config"]
+
+
 def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
-        run_config: common_flags.RunConfig, *,
+        run_config: common_flags.RunConfig, *, paper: str, config,
         prepare: Callable[[train_loop.Task, bool], None] | None = None) -> train_loop.TrainResult:
     """Trains a paper's task as configured; resumes from the work directory.
 
@@ -63,9 +88,12 @@ def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
         the precision policy and the seed are set).
       paper_input: the paper's crop policy and masking step.
       run_config: the shared settings.
+      paper: the paper's folder name under reproductions/.
+      config: the paper's config (a dataclass), recorded as workdir/config.json.
       prepare: optional (task, resuming) hook run before training, e.g. to
         compute statistics of the data that a new run stores in its checkpoint.
     """
+    write_paper_config(run_config.loop.workdir, paper, config)
     train_loop.set_precision(run_config.mixed_precision)
     keras.utils.set_random_seed(run_config.data.seed)
     strategy = train_loop.make_strategy(run_config.strategy)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
+from typing import Callable
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -140,3 +143,28 @@ def user_errors():
         logging.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> int:
+    """The body of every paper's train.py: `--dry_run` counts parameters, else train.
+
+    Args:
+      argv: what absl leaves of the command line (only the program name).
+      paper_config: builds the paper's config from its flags.
+      paper: the paper's train_lib module, with build_task, parameter_counts
+        and run.
+
+    Returns:
+      The exit code: 0, or 130 after Ctrl-C / SIGTERM (the run resumes).
+    """
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    with user_errors():
+        config = paper_config()
+        if flags.FLAGS.dry_run:
+            print(json.dumps(paper.parameter_counts(paper.build_task(config))))
+            return 0
+        run_settings = run_config()
+        write_flagfile(os.path.join(run_settings.loop.workdir, "flags.cfg"))
+        result = paper.run(config, run_settings)
+    return 130 if result.interrupted else 0

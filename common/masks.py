@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Sequence, Union
 
 import numpy as np

@@ -12,6 +12,14 @@ def count_trainable_params(*models: keras.Model) -> int:
     return sum(math.prod(w.shape) for model in models for w in model.trainable_weights)
 
 
+def parameter_counts(generator: keras.Model,
+                     discriminator: keras.Model | None = None) -> dict[str, int]:
+    """What `train.py --dry_run` prints: trainable parameters (0 without a discriminator)."""
+    return {"generator_params": count_trainable_params(generator),
+            "discriminator_params": (count_trainable_params(discriminator)
+                                     if discriminator is not None else 0)}
+
+
 def normal_initializer(mean: float = 0.0, stddev: float = 0.02) -> keras.initializers.Initializer:
     """A *fresh* N(mean, stddev) initializer; call once per layer.
 

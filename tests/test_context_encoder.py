@@ -5,21 +5,20 @@ import os
 import subprocess
 import sys
 
+import helpers
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from common import experiment
-from common import flags as common_flags
 from common import masks
 from common import train_loop
 from reproductions.context_encoder import model as model_lib
 from reproductions.context_encoder import train_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_PY = os.path.join(REPO, "reproductions", "context_encoder", "train.py")
-CONFIGS = os.path.join(REPO, "reproductions", "context_encoder", "configs")
+REPO = helpers.REPO
+CONFIGS = helpers.configs_dir("context_encoder")
 TINY = dict(ngf=8, nef=8, ndf=8, bottleneck=16)
 
 
@@ -32,15 +31,12 @@ def sample_dataset(config, data, batch_size=4):
                                    training=True, batch_size=batch_size)
 
 
-def run_config(workdir, num_steps, batch_size=4, seed=0, **loop):
-    settings = dict(workdir=str(workdir), num_steps=num_steps, batch_size=batch_size,
-                    log_every=1, checkpoint_every=2, sample_every=100, eval_every=100)
-    settings.update(loop)
-    return common_flags.RunConfig(
-        loop=train_loop.LoopConfig(**settings),
-        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=8,
-                                     batch_size=batch_size, seed=seed, shuffle_buffer=16),
-        mixed_precision="none", strategy="default")
+def run_cli(*args):
+    return helpers.run_cli("context_encoder", *args)
+
+
+def run_config(workdir, num_steps, **kwargs):
+    return helpers.run_config(workdir, num_steps, **{"batch_size": 4, **kwargs})
 
 
 # Spec sheet 1.2 / 1.3 (COMPUTED). The official code zeroes every conv bias
@@ -184,11 +180,6 @@ def test_center_pipeline_crops_flips_and_masks():
     assert float(tf.reduce_sum(batch["mask"][0])) == 56 * 56
 
 
-def read_metrics(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if '"train"' in line]
-
-
 def test_l2_only_training_fits_a_fixed_batch(tmp_path):
     # The classic sanity check: the loss on one repeated batch must fall fast.
     keras.utils.set_random_seed(0)
@@ -199,7 +190,7 @@ def test_l2_only_training_fits_a_fixed_batch(tmp_path):
     result = train_loop.train(task, lambda start: tf.data.Dataset.from_tensors(batch).repeat(),
                               run_config(tmp_path, num_steps=40, checkpoint_every=40).loop)
     assert result.step == 40
-    losses = [r["l2"] for r in read_metrics(tmp_path)]
+    losses = [r["l2"] for r in helpers.train_records(tmp_path)]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])  # 0.11-0.29 over seeds 0-3
 
 
@@ -217,11 +208,15 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     for name in names:
         np.testing.assert_allclose(straight.get_tensor(name), resumed.get_tensor(name),
                                    rtol=1e-5, atol=1e-6, err_msg=name)
-    assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2, 3, 4]
+    assert [r["step"] for r in helpers.train_records(tmp_path / "resumed")] == [1, 2, 3, 4]
 
 
 def test_checkpoint_holds_both_networks_and_optimizers(tmp_path):
-    train_lib.run(tiny_config(), run_config(tmp_path, num_steps=2))
+    config = tiny_config()
+    train_lib.run(config, run_config(tmp_path, num_steps=2))
+    # The paper and its settings are recorded, to load the model without flags.
+    paper, fields = experiment.read_paper_config(str(tmp_path))
+    assert paper == "context_encoder" and train_lib.Config(**fields) == config
     names = {n.split("/")[0] for n, _ in tf.train.list_variables(str(tmp_path / "checkpoints"))}
     assert {"generator", "discriminator", "g_optimizer", "d_optimizer", "step",
             "phase"} <= names
@@ -235,12 +230,6 @@ def test_checkpoint_holds_both_networks_and_optimizers(tmp_path):
 def test_bad_settings_name_their_flag(kwargs, flag):
     with pytest.raises(ValueError, match=flag):
         train_lib.Config(**kwargs)
-
-
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
 
 
 def test_cli_dry_run_prints_parameter_counts():
@@ -308,11 +297,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {tests!r})
 import test_context_encoder as t
-from common import flags as common_flags
 from reproductions.context_encoder import train_lib
-rc = t.run_config({workdir!r}, num_steps=2)
-rc = common_flags.RunConfig(loop=rc.loop, data=rc.data, mixed_precision="none",
-                            strategy="mirrored")
+rc = t.run_config({workdir!r}, num_steps=2, strategy="mirrored")
 result = train_lib.run(t.tiny_config(), rc)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", result.step)
 """

@@ -5,10 +5,8 @@ No VGG19 ImageNet weights can be had offline: these tests use a random VGG19
 """
 
 import json
-import os
-import subprocess
-import sys
 
+import helpers
 import keras
 import numpy as np
 import pytest
@@ -16,14 +14,10 @@ import tensorflow as tf
 from PIL import Image
 
 from common import experiment
-from common import flags as common_flags
-from common import train_loop
 from reproductions.dmfn import model as model_lib
 from reproductions.dmfn import train_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_PY = os.path.join(REPO, "reproductions", "dmfn", "train.py")
-CONFIGS = os.path.join(REPO, "reproductions", "dmfn", "configs")
+CONFIGS = helpers.configs_dir("dmfn")
 SMALL = dict(image_size=64, local_size=32, max_shrink=4, num_blocks=2, channels=8, d_channels=8,
              vgg_weights=None, random_crop=True)
 
@@ -32,14 +26,11 @@ def small_config(**kwargs):
     return train_lib.Config(**{**SMALL, **kwargs})
 
 
-def run_config(workdir, num_steps, batch_size=2):
-    return common_flags.RunConfig(
-        loop=train_loop.LoopConfig(workdir=str(workdir), num_steps=num_steps,
-                                   batch_size=batch_size, log_every=1, checkpoint_every=1,
-                                   sample_every=100, eval_every=100),
-        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=4,
-                                     batch_size=batch_size, seed=0, shuffle_buffer=16),
-        mixed_precision="none", strategy="default")
+def run_cli(*args):
+    return helpers.run_cli("dmfn", *args)
+
+
+run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=4):
@@ -161,12 +152,6 @@ def test_both_networks_train_every_step():
         np.testing.assert_array_equal(a, b.numpy())
     assert set(task.checkpoint_items()) == {"generator", "discriminator", "g_optimizer",
                                             "d_optimizer"}
-
-
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
 
 
 def test_cli_dry_run_and_smoke_run(tmp_path):

@@ -1,26 +1,20 @@
 """GLCIC: networks against the spec sheet, local patches, phases, inference, and runs."""
 
 import json
-import os
-import subprocess
-import sys
 
+import helpers
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from common import experiment
-from common import flags as common_flags
 from common import patches
-from common import train_loop
 from reproductions.glcic import inference
 from reproductions.glcic import model as model_lib
 from reproductions.glcic import train_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_PY = os.path.join(REPO, "reproductions", "glcic", "train.py")
-CONFIGS = os.path.join(REPO, "reproductions", "glcic", "configs")
+CONFIGS = helpers.configs_dir("glcic")
 SMALL = dict(image_size=64, local_size=32, hole_min=24, hole_max=32, shorter_side_min=64,
              shorter_side_max=96, cn_channels=8, d_channels=8, mean_pixel_images=4)
 
@@ -29,15 +23,11 @@ def small_config(**kwargs):
     return train_lib.Config(**{**SMALL, **kwargs})
 
 
-def run_config(workdir, num_steps, batch_size=2, **loop):
-    settings = dict(workdir=str(workdir), num_steps=num_steps, batch_size=batch_size,
-                    log_every=1, checkpoint_every=1, sample_every=100, eval_every=100)
-    settings.update(loop)
-    return common_flags.RunConfig(
-        loop=train_loop.LoopConfig(**settings),
-        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=4,
-                                     batch_size=batch_size, seed=0, shuffle_buffer=16),
-        mixed_precision="none", strategy="default")
+def run_cli(*args):
+    return helpers.run_cli("glcic", *args)
+
+
+run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=4):
@@ -197,11 +187,6 @@ def test_losses_match_a_hand_computation_on_the_composite():
     assert losses["c_loss"] == pytest.approx(expected_mse + 4e-4 * expected_adv, rel=1e-4)
 
 
-def read_records(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if '"train"' in line]
-
-
 def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_path):
     config = small_config(completion_steps=2, discriminator_steps=2)
     first = train_lib.run(config, run_config(tmp_path, num_steps=3))
@@ -218,7 +203,7 @@ def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_p
     np.testing.assert_array_equal(reader.get_tensor("mean_pixel/.ATTRIBUTES/VARIABLE_VALUE"),
                                   stored)
     assert reader.get_tensor("phase/.ATTRIBUTES/VARIABLE_VALUE") == 2
-    assert [r["phase"] for r in read_records(tmp_path)] == [
+    assert [r["phase"] for r in helpers.train_records(tmp_path)] == [
         "completion", "completion", "discriminator", "discriminator", "joint", "joint"]
 
 
@@ -261,12 +246,6 @@ def test_inference_keeps_known_pixels_and_postprocessing_only_touches_the_hole(s
         inference.complete(task, image, mask[:-1])
 
 
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
-
-
 def test_cli_dry_run_prints_parameter_counts():
     result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -279,7 +258,7 @@ def test_cli_smoke_run_goes_through_all_three_phases(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "entering phase discriminator" in result.stderr
     assert "entering phase joint" in result.stderr
-    assert [r["phase"] for r in read_records(tmp_path)] == [
+    assert [r["phase"] for r in helpers.train_records(tmp_path)] == [
         "completion", "completion", "discriminator", "discriminator", "joint", "joint"]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
     assert (tmp_path / "samples" / "step_00000006.png").exists()

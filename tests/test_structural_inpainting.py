@@ -2,24 +2,19 @@
 
 import json
 import os
-import subprocess
-import sys
 
+import helpers
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from common import experiment
-from common import flags as common_flags
-from common import train_loop
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_PY = os.path.join(REPO, "reproductions", "structural_inpainting", "train.py")
-CONFIGS = os.path.join(REPO, "reproductions", "structural_inpainting", "configs")
+CONFIGS = helpers.configs_dir("structural_inpainting")
 TINY = dict(width=8, bottleneck=16, vgg_weights=None)
 
 
@@ -27,14 +22,11 @@ def tiny_config(**kwargs):
     return train_lib.Config(**{**TINY, **kwargs})
 
 
-def run_config(workdir, num_steps, batch_size=2):
-    return common_flags.RunConfig(
-        loop=train_loop.LoopConfig(workdir=str(workdir), num_steps=num_steps,
-                                   batch_size=batch_size, log_every=1, checkpoint_every=1,
-                                   sample_every=100, eval_every=100),
-        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=4,
-                                     batch_size=batch_size, seed=0, shuffle_buffer=16),
-        mixed_precision="none", strategy="default")
+def run_cli(*args):
+    return helpers.run_cli("structural_inpainting", *args)
+
+
+run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=2):
@@ -196,17 +188,12 @@ def test_real_vgg_features_grow_with_the_damage(shared_data):
     assert values[0] < 1e-6 and values[1] < values[2] < values[3]
 
 
-def read_records(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if '"train"' in line]
-
-
 def test_stage_survives_a_resume(tmp_path):
     config = tiny_config(structural_steps=2)
     train_lib.run(config, run_config(tmp_path, 1))
     result = train_lib.run(config, run_config(tmp_path, 4))
     assert result.step == 4
-    assert [r["phase"] for r in read_records(tmp_path)] == ["structural", "structural",
+    assert [r["phase"] for r in helpers.train_records(tmp_path)] == ["structural", "structural",
                                                             "joint", "joint"]
     # Both networks and all three optimizers restore into fresh, differently
     # seeded tasks identically (variable names in the file depend on which
@@ -227,12 +214,6 @@ def test_stage_survives_a_resume(tmp_path):
     assert not any(shape == [3, 3, 3, 64] for _, shape in tf.train.list_variables(latest))
 
 
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, TRAIN_PY, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
-
-
 def test_cli_dry_run_and_smoke_run(tmp_path):
     from conftest import SHARED_DATA
 
@@ -244,7 +225,7 @@ def test_cli_dry_run_and_smoke_run(tmp_path):
     vgg_flag = [f"--vgg_weights={weights_path}"] if os.path.exists(weights_path) else []
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}", *vgg_flag)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [r["phase"] for r in read_records(tmp_path)] == ["structural", "structural",
+    assert [r["phase"] for r in helpers.train_records(tmp_path)] == ["structural", "structural",
                                                             "joint", "joint"]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/x",

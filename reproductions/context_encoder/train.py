@@ -8,10 +8,6 @@ README's settings); configs/ hold the named variants. Rerun the same command
 to resume; `--flagfile=WORKDIR/flags.cfg` relaunches a run exactly.
 """
 
-import json
-import os
-import sys
-
 from absl import app
 from absl import flags
 
@@ -59,17 +55,7 @@ def paper_config() -> train_lib.Config:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    with common_flags.user_errors():
-        config = paper_config()
-        if FLAGS.dry_run:
-            print(json.dumps(train_lib.parameter_counts(train_lib.build_task(config))))
-            return 0
-        run_config = common_flags.run_config()
-        common_flags.write_flagfile(os.path.join(run_config.loop.workdir, "flags.cfg"))
-        result = train_lib.run(config, run_config)
-    return 130 if result.interrupted else 0
+    return common_flags.train_main(argv, paper_config, train_lib)
 
 
 if __name__ == "__main__":

@@ -196,11 +196,7 @@ def build_task(config: Config) -> ContextEncoderTask:
 
 def parameter_counts(task: ContextEncoderTask) -> dict[str, int]:
     """Trainable parameters of the generator and discriminator (0 without one)."""
-    counts = {"generator_params": model_utils.count_trainable_params(task.generator),
-              "discriminator_params": 0}
-    if task.discriminator is not None:
-        counts["discriminator_params"] = model_utils.count_trainable_params(task.discriminator)
-    return counts
+    return model_utils.parameter_counts(task.generator, task.discriminator)
 
 
 def paper_input(config: Config) -> experiment.PaperInput:
@@ -238,4 +234,5 @@ def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainR
                      "" if config.adversarial else ", L2 only", parameter_counts(task))
         return task
 
-    return experiment.run(build, paper_input(config), run_config)
+    return experiment.run(build, paper_input(config), run_config, paper="context_encoder",
+                          config=config)

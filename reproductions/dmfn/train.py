@@ -7,9 +7,6 @@ The flag defaults are the authors' CelebA-HQ configuration; configs/ hold the
 named runs. Rerun the same command to resume.
 """
 
-import json
-import os
-
 from absl import app
 from absl import flags
 
@@ -74,17 +71,7 @@ def paper_config() -> train_lib.Config:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    with common_flags.user_errors():
-        config = paper_config()
-        if FLAGS.dry_run:
-            print(json.dumps(train_lib.parameter_counts(train_lib.build_task(config))))
-            return 0
-        run_config = common_flags.run_config()
-        common_flags.write_flagfile(os.path.join(run_config.loop.workdir, "flags.cfg"))
-        result = train_lib.run(config, run_config)
-    return 130 if result.interrupted else 0
+    return common_flags.train_main(argv, paper_config, train_lib)
 
 
 if __name__ == "__main__":

@@ -196,8 +196,7 @@ def build_task(config: Config) -> DMFNTask:
 
 def parameter_counts(task: DMFNTask) -> dict[str, int]:
     """Trainable parameters of the generator and discriminator; the frozen VGG19 is not counted."""
-    return {"generator_params": model_utils.count_trainable_params(task.generator),
-            "discriminator_params": model_utils.count_trainable_params(task.discriminator)}
+    return model_utils.parameter_counts(task.generator, task.discriminator)
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
@@ -238,4 +237,5 @@ def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainR
                      config.mask_type, parameter_counts(task))
         return task
 
-    return experiment.run(build, paper_input(config), run_config)
+    return experiment.run(build, paper_input(config), run_config, paper="dmfn",
+                          config=config)

@@ -196,8 +196,7 @@ def build_task(config: Config) -> GLCICTask:
 
 def parameter_counts(task: GLCICTask) -> dict[str, int]:
     """Trainable parameters; the discriminator counts global, local and the final layer."""
-    return {"generator_params": model_utils.count_trainable_params(task.completion),
-            "discriminator_params": model_utils.count_trainable_params(task.discriminator)}
+    return model_utils.parameter_counts(task.completion, task.discriminator)
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
@@ -249,5 +248,5 @@ def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainR
         return task
 
     return experiment.run(
-        build, paper_input(config), run_config,
+        build, paper_input(config), run_config, paper="glcic", config=config,
         prepare=lambda task, resuming: set_mean_pixel(task, config, run_config.data, resuming))

@@ -9,9 +9,6 @@ the paper's run and its ablations. The stage (structural, then joint)
 follows from the step, so rerunning the same command resumes correctly.
 """
 
-import json
-import os
-
 from absl import app
 from absl import flags
 
@@ -73,17 +70,7 @@ def paper_config() -> train_lib.Config:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    with common_flags.user_errors():
-        config = paper_config()
-        if FLAGS.dry_run:
-            print(json.dumps(train_lib.parameter_counts(train_lib.build_task(config))))
-            return 0
-        run_config = common_flags.run_config()
-        common_flags.write_flagfile(os.path.join(run_config.loop.workdir, "flags.cfg"))
-        result = train_lib.run(config, run_config)
-    return 130 if result.interrupted else 0
+    return common_flags.train_main(argv, paper_config, train_lib)
 
 
 if __name__ == "__main__":

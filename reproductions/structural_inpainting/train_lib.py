@@ -229,11 +229,7 @@ def build_task(config: Config) -> StructuralTask:
 
 def parameter_counts(task: StructuralTask) -> dict[str, int]:
     """Trainable parameters of the generator and discriminator; the frozen VGG is not counted."""
-    counts = {"generator_params": model_utils.count_trainable_params(task.generator),
-              "discriminator_params": 0}
-    if task.discriminator is not None:
-        counts["discriminator_params"] = model_utils.count_trainable_params(task.discriminator)
-    return counts
+    return model_utils.parameter_counts(task.generator, task.discriminator)
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
@@ -262,4 +258,5 @@ def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainR
                      config.lambda_adv, parameter_counts(task))
         return task
 
-    return experiment.run(build, paper_input(config), run_config)
+    return experiment.run(build, paper_input(config), run_config, paper="structural_inpainting",
+                          config=config)
