@@ -1,0 +1,491 @@
+"""The evaluation protocol shared by every method of the suite.
+
+Any *inpainter* can be evaluated: a callable `inpainter(image, mask) ->
+composite` taking a float32 HxWx3 RGB image in [0, 1] (hole pixels may hold
+anything, so a method must not read them), a bool HxW mask (True = hole), and
+returning float32 HxWx3 in [0, 1] with every known pixel equal to the input.
+`common.baselines` holds classical ones; a trained network becomes one by
+wrapping its forward pass.
+
+Images. Each file of a folder (searched recursively; unreadable files are
+skipped and named) is centre-cropped to a square and resized to
+`image_size` (PIL bicubic), as `load_image` does.
+
+Masks. `mask_for(name, source, image_size)` depends only on the image's name,
+the source and the size, through SHA-256 of the name (not Python's
+per-process randomised `hash`), so every method, run, and machine meets the
+same mask on the same image. Sources: "center" (the centred square of side
+image_size // 2), "bbox" (one random rectangle), "irregular-thin",
+"irregular-medium", "irregular-thick" (`common.masks.irregular_mask` brush
+strokes), or a folder of mask images (white = hole; one file per image,
+picked by the name).
+
+Metrics, per image, on the composite (the output pasted into the known
+pixels, what a user sees) against the target, both in [0, 1] (no 8-bit
+rounding), computed by `common.metrics.inpainting_metrics`:
+
+  psnr       whole image: 10 log10(1 / MSE) in dB, MSE over all pixels and
+             channels; capped at 100 dB for identical images.
+  ssim       whole image: standard SSIM (11x11 Gaussian window, sigma 1.5,
+             data range 1), averaged over channels and valid windows.
+  l1, l2     whole image: mean absolute / squared error over all pixels and
+             channels.
+  l1_hole, l2_hole, psnr_hole, ssim_hole
+             the same over hole pixels (and channels) only; see
+             `common.metrics.ssim` for how windows are assigned to the hole.
+             None for an image whose (resized) mask has no hole.
+
+Because known pixels are exact, whole-image errors are the hole errors
+scaled by the hole area: l1 = l1_hole * hole_area.
+
+Results. `evaluate` writes, per image, NAME_target.png, NAME_mask.png (white
+= hole), NAME_input.png (hole shown white) and NAME_composite.png, and
+`metrics.json` with the means over images, overall and per hole-area bin
+(`hole_area_bin`). Means skip None values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+from absl import logging
+from PIL import Image
+
+from common import image_files
+from common import masks as common_masks
+from common import metrics as common_metrics
+
+Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+MASK_SOURCES = ("center", "bbox", "irregular-thin", "irregular-medium", "irregular-thick")
+
+# Hole-area bins in percent of the image, those of the NVIDIA irregular mask
+# test set (Liu et al. 2018). Coverage on a boundary goes to the higher bin,
+# except exactly 60 %, which closes the last bin; above 60 % is "60-100%".
+HOLE_AREA_BINS = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60))
+OVER_LAST_BIN = "60-100%"
+
+# The metrics averaged in "overall" and "by_hole_area", and the table columns.
+SUMMARY_METRICS = ("psnr", "ssim", "l1_hole", "l2_hole", "l1")
+# Per-image metrics stored in "per_image".
+PER_IMAGE_METRICS = ("psnr", "ssim", "l1", "l2", "psnr_hole", "ssim_hole", "l1_hole", "l2_hole")
+
+# SSIM's 11x11 window must fit, and the "bbox" source's smallest side
+# (image_size // 4) must be at least a few pixels.
+MIN_IMAGE_SIZE = 16
+
+
+# --------------------------------------------------------------------------
+# Reading images and masks.
+# --------------------------------------------------------------------------
+
+def _check_image_size(image_size) -> int:
+    if (not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool)
+            or image_size < MIN_IMAGE_SIZE):
+        raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}.")
+    return int(image_size)
+
+
+def _open_image(path: str, what: str) -> Image.Image:
+    """The fully decoded PIL image of `path`, or a ValueError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes everything now: truncated files fail here
+            return image.copy()
+    except Exception as error:  # PIL raises many types for broken files
+        raise ValueError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
+
+
+def _to_8bit(image: Image.Image, mode: str) -> Image.Image:
+    """`image` converted to 8-bit `mode` ("RGB" or "L"), alpha dropped."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        # PIL clamps 16-bit values at 255 when converting; rescale instead.
+        values = np.asarray(image, np.float64) / 65535.0 * 255.0
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")  # palette transparency becomes alpha, then dropped
+    # PIL's RGBA -> RGB drops alpha without compositing, as the training
+    # pipeline (common.data.decode_rgb) does.
+    return image.convert(mode)
+
+
+def load_image(path: str, image_size: int) -> np.ndarray:
+    """Reads an image file as float32 [S, S, 3] RGB in [0, 1].
+
+    JPEG, PNG, BMP and WebP; grayscale is replicated and alpha dropped. The
+    largest centred square is cut out and resized to `image_size` with PIL's
+    bicubic filter (antialiased when shrinking). EXIF orientation is ignored,
+    as in the training pipeline, so both see the same pixels.
+
+    Raises:
+      ValueError: naming the file if it cannot be decoded.
+    """
+    image_size = _check_image_size(image_size)
+    image = _to_8bit(_open_image(path, "image"), "RGB")
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    if side != image_size:
+        image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+    return np.asarray(image, np.float32) / 255.0
+
+
+def load_mask(path: str, image_size: int) -> np.ndarray:
+    """Reads a mask image (white = hole) as bool [S, S], True = hole.
+
+    Converted to 8-bit gray (PIL's luma), resized to S x S with nearest
+    neighbour (stretched, not cropped, like masks in training, so the whole
+    pattern is kept), then thresholded at > 127.
+
+    Raises:
+      ValueError: naming the file if it cannot be decoded.
+    """
+    image_size = _check_image_size(image_size)
+    gray = _to_8bit(_open_image(path, "mask"), "L")
+    if gray.size != (image_size, image_size):
+        gray = gray.resize((image_size, image_size), Image.Resampling.NEAREST)
+    return np.asarray(gray) > 127
+
+
+# --------------------------------------------------------------------------
+# Masks paired with images by name.
+# --------------------------------------------------------------------------
+
+def name_hash(name: str, draw: str) -> int:
+    """A 64-bit integer fixed by (`name`, `draw`): the same on every run and machine.
+
+    `draw` names the random choice ("top", "left", ...), so that the choices
+    made for one image are independent of each other.
+    """
+    digest = hashlib.sha256(f"{draw}\0{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _uniform_int(name: str, draw: str, low: int, high: int) -> int:
+    """An int in [low, high], both included, fixed by the name (bias < 2**-50)."""
+    return low + name_hash(name, draw) % (high - low + 1)
+
+
+def bbox_for(name: str, image_size: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the "bbox" hole of image `name`.
+
+    Sides uniform in [image_size // 4, image_size // 2], position uniform
+    inside the image.
+    """
+    low, high = image_size // 4, image_size // 2
+    height = _uniform_int(name, "bbox-height", low, high)
+    width = _uniform_int(name, "bbox-width", low, high)
+    top = _uniform_int(name, "bbox-top", 0, image_size - height)
+    left = _uniform_int(name, "bbox-left", 0, image_size - width)
+    return top, left, height, width
+
+
+def _box_mask(box: tuple[int, int, int, int], image_size: int) -> np.ndarray:
+    top, left, height, width = box
+    mask = np.zeros((image_size, image_size), bool)
+    mask[top:top + height, left:left + width] = True
+    return mask
+
+
+def _check_mask_source(source: str) -> None:
+    """Raises ValueError unless `source` is a known source name or an existing folder."""
+    if source in MASK_SOURCES:
+        return
+    if not isinstance(source, str) or not os.path.isdir(source):
+        raise ValueError(f"Unknown mask source {source!r}: expected one of {', '.join(MASK_SOURCES)}"
+                         " or an existing folder of mask images (white = hole).")
+
+
+def list_mask_files(folder: str) -> tuple[str, ...]:
+    """The sorted mask images under `folder`, checked (readable, white = hole) by
+    `common.masks.load_mask_folder`.
+
+    Raises:
+      ValueError: if the folder is missing, empty, or its masks look inverted.
+    """
+    _check_mask_source(folder)
+    return common_masks.load_mask_folder(folder).files
+
+
+def mask_for(name: str, source: str, image_size: int,
+             mask_files: Sequence[str] | None = None) -> np.ndarray:
+    """The hole mask of image `name`: bool [S, S], True = hole.
+
+    A pure function of (name, source, image_size): see the module docstring.
+
+    Args:
+      name: the image's name (evaluate uses the output name, e.g. "kodim01").
+      source: one of MASK_SOURCES or a folder of mask images.
+      image_size: S.
+      mask_files: for a folder source, its files as listed once by the caller
+        (e.g. `list_mask_files`), to avoid listing it for every image; they
+        are sorted here. None lists the folder.
+
+    Raises:
+      ValueError: for an unknown source or a folder without mask images.
+    """
+    image_size = _check_image_size(image_size)
+    _check_mask_source(source)
+    if source == "center":
+        side = image_size // 2
+        start = (image_size - side) // 2
+        return _box_mask((start, start, side, side), image_size)
+    if source == "bbox":
+        return _box_mask(bbox_for(name, image_size), image_size)
+    if source.startswith("irregular-") and source in MASK_SOURCES:
+        preset = source[len("irregular-"):]
+        # Two 31-bit halves: a valid stateless seed whatever its dtype.
+        value = name_hash(name, "irregular")
+        seed = tf.constant([value >> 33, value & 0x7FFFFFFF], tf.int64)
+        return common_masks.irregular_mask(seed, image_size, preset).numpy()[..., 0] > 0.5
+    files = sorted(mask_files) if mask_files is not None else image_files.find_image_files(
+        source, common_masks.MASK_EXTENSIONS)
+    if not files:
+        raise ValueError(f"No mask image in folder {source!r}: expected files ending in "
+                         f"{', '.join(common_masks.MASK_EXTENSIONS)}.")
+    return load_mask(files[name_hash(name, "mask-file") % len(files)], image_size)
+
+
+def hole_area_bin(mask) -> str:
+    """The hole-area bin of a mask, e.g. "10-20%".
+
+    Bins are HOLE_AREA_BINS in percent of the image. A coverage exactly on a
+    boundary goes to the higher bin (10 % -> "10-20%"), except 60 %, which
+    stays in "50-60%"; above 60 % is "60-100%". Computed in integers, so
+    boundaries are exact.
+    """
+    mask = np.asarray(mask, bool)
+    holes, total = int(mask.sum()), mask.size
+    if total == 0:
+        raise ValueError("mask is empty (no pixel).")
+    for low, high in HOLE_AREA_BINS:
+        last = high == HOLE_AREA_BINS[-1][1]
+        if holes * 100 < high * total or (last and holes * 100 == high * total):
+            return f"{low}-{high}%"
+    return OVER_LAST_BIN
+
+
+def _bin_names() -> list[str]:
+    return [f"{low}-{high}%" for low, high in HOLE_AREA_BINS] + [OVER_LAST_BIN]
+
+
+# --------------------------------------------------------------------------
+# Running one method.
+# --------------------------------------------------------------------------
+
+def output_names(files: Sequence[str], root: str) -> list[str]:
+    """Unique output names for image files under `root`.
+
+    The relative path without extension, folders joined by "__" (a top-level
+    "kodim01.png" is "kodim01", "sub/a.jpg" is "sub__a"). Files differing only
+    by extension get it appended ("a_jpg", "a_png"); any remaining clash, a
+    numeric suffix.
+    """
+    def stem(path):
+        relative = os.path.relpath(path, root)
+        return os.path.splitext(relative)[0].replace(os.sep, "__")
+
+    names = [stem(p) for p in files]
+    repeated = {n for n in names if names.count(n) > 1}
+    names = [f"{n}_{os.path.splitext(p)[1].lstrip('.').lower()}" if n in repeated else n
+             for n, p in zip(names, files)]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append(name if count == 0 else f"{name}-{count + 1}")
+    return unique
+
+
+def _check_output(result, image: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+    """The inpainter's result as float32, or a RuntimeError naming the image if it breaks the contract."""
+    result = np.asarray(result)
+    if result.shape != image.shape:
+        raise RuntimeError(f"Inpainter output for image {name!r} has shape {result.shape}, "
+                           f"expected {image.shape}.")
+    if not np.issubdtype(result.dtype, np.floating):
+        raise RuntimeError(f"Inpainter output for image {name!r} has dtype {result.dtype}, "
+                           "expected float in [0, 1].")
+    known = ~mask
+    # Compared in the result's dtype: float32 -> float64 is exact.
+    changed = result[known] != image[known]
+    if changed.any():
+        difference = np.abs(result[known].astype(np.float64) - image[known])
+        raise RuntimeError(
+            f"Inpainter changed {int(changed.any(axis=-1).sum())} known pixel(s) of image {name!r} "
+            f"(max difference {np.nanmax(difference):.3g}); known pixels must be returned unchanged.")
+    if not np.all(np.isfinite(result)) or result.min() < 0.0 or result.max() > 1.0:
+        raise RuntimeError(f"Inpainter output for image {name!r} is outside [0, 1] or not finite "
+                           f"(range [{np.nanmin(result)}, {np.nanmax(result)}]).")
+    return result.astype(np.float32)
+
+
+def image_metrics(composite: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
+    """PER_IMAGE_METRICS of one image (arrays in [0, 1]) as floats; None where undefined."""
+    to_batch = lambda x: tf.constant(x[np.newaxis] * 2.0 - 1.0, tf.float32)  # noqa: E731
+    mask_batch = tf.constant(mask[np.newaxis, :, :, np.newaxis], tf.float32)
+    values = common_metrics.inpainting_metrics(to_batch(composite), to_batch(target), mask_batch)
+    result = {}
+    for key in PER_IMAGE_METRICS:
+        value = float(values[key])
+        # NaN (no hole) is not valid JSON, and would poison the means.
+        result[key] = value if np.isfinite(value) else None
+    return result
+
+
+def summarize(records: Sequence[dict], keys: Sequence[str] = SUMMARY_METRICS) -> dict:
+    """Means of `keys` over `records`, skipping None; None if a key has no value."""
+    summary = {}
+    for key in keys:
+        values = [r[key] for r in records if r.get(key) is not None]
+        summary[key] = float(np.mean(values)) if values else None
+    return summary
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _save_pngs(output_dir: str, name: str, target: np.ndarray, mask: np.ndarray,
+               composite: np.ndarray) -> None:
+    """Writes NAME_target, NAME_mask (white = hole), NAME_input (hole white) and NAME_composite."""
+    shown_input = np.where(mask[..., None], np.float32(1.0), target * ~mask[..., None])
+    Image.fromarray(_to_uint8(target)).save(os.path.join(output_dir, f"{name}_target.png"))
+    Image.fromarray(mask.astype(np.uint8) * 255, "L").save(os.path.join(output_dir, f"{name}_mask.png"))
+    Image.fromarray(_to_uint8(shown_input)).save(os.path.join(output_dir, f"{name}_input.png"))
+    Image.fromarray(_to_uint8(composite)).save(os.path.join(output_dir, f"{name}_composite.png"))
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Writes JSON to a temporary file, then renames it: readers never see half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _method_name(inpainter) -> str:
+    return getattr(inpainter, "__name__", None) or type(inpainter).__name__
+
+
+def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size: int,
+             output_dir: str, limit: int | None = None, method: str | None = None) -> dict:
+    """Evaluates one inpainter on a folder of images; writes PNGs and metrics.json.
+
+    Args:
+      inpainter: callable(image, mask) -> composite (see the module docstring).
+        It receives the true image: it must not read hole pixels.
+      images_dir: folder of images, searched recursively; unreadable files
+        are skipped, logged and listed under "skipped".
+      mask_source: one of MASK_SOURCES or a folder of mask images.
+      image_size: side S of the square images and masks.
+      output_dir: created if needed; gets NAME_{target,mask,input,composite}.png
+        per image and metrics.json.
+      limit: evaluate only the first `limit` images (sorted by path).
+      method: the name recorded and shown; default the inpainter's __name__.
+
+    Returns:
+      The metrics.json content: {"method", "images", "masks", "image_size",
+      "count", "skipped": [{"path", "reason"}], "seconds_per_image",
+      "overall": {psnr, ssim, l1_hole, l2_hole, l1}, "by_hole_area": {bin:
+      {"count", psnr, ...}} (non-empty bins, in order), "per_image": [{"name",
+      "file", "hole_area" (fraction of the image), "hole_area_bin",
+      psnr, ssim, l1, l2, psnr_hole, ssim_hole, l1_hole, l2_hole}]}.
+
+    Raises:
+      ValueError: bad image_size, limit or mask source; no usable image.
+      FileNotFoundError: images_dir does not exist.
+      RuntimeError: the inpainter broke its contract on an image (named).
+    """
+    image_size = _check_image_size(image_size)
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
+    if not callable(inpainter):
+        raise ValueError(f"inpainter must be callable(image, mask), got {inpainter!r}.")
+    method = method or _method_name(inpainter)
+    # Check the masks before reading any image: a typo should fail at once.
+    _check_mask_source(mask_source)
+    mask_files = None if mask_source in MASK_SOURCES else list_mask_files(mask_source)
+
+    scanned = image_files.scan_image_folder(images_dir)
+    names = output_names(scanned.files, images_dir)  # over all files: stable under `limit`
+    pairs = list(zip(scanned.files, names))[:limit]
+    os.makedirs(output_dir, exist_ok=True)
+
+    per_image, seconds = [], 0.0
+    for path, name in tqdm.tqdm(pairs, desc=method, unit="image"):
+        target = load_image(path, image_size)
+        mask = mask_for(name, mask_source, image_size, mask_files)
+        start = time.perf_counter()
+        # A copy, so an inpainter that writes into its input cannot change the target.
+        result = inpainter(target.copy(), mask.copy())
+        seconds += time.perf_counter() - start
+        composite = _check_output(result, target, mask, name)
+        _save_pngs(output_dir, name, target, mask, composite)
+        per_image.append({"name": name, "file": os.path.relpath(path, images_dir),
+                          "hole_area": float(mask.mean()), "hole_area_bin": hole_area_bin(mask),
+                          **image_metrics(composite, target, mask)})
+
+    by_hole_area = {}
+    for bin_name in _bin_names():
+        members = [r for r in per_image if r["hole_area_bin"] == bin_name]
+        if members:
+            by_hole_area[bin_name] = {"count": len(members), **summarize(members)}
+    results = {
+        "method": method,
+        "images": images_dir,
+        "masks": mask_source,
+        "image_size": image_size,
+        "count": len(per_image),
+        "skipped": [{"path": p, "reason": r} for p, r in scanned.skipped],
+        "seconds_per_image": seconds / len(per_image),
+        "overall": summarize(per_image),
+        "by_hole_area": by_hole_area,
+        "per_image": per_image,
+    }
+    write_json_atomic(os.path.join(output_dir, "metrics.json"), results)
+    logging.info("%s on %d images of %s with %s masks: %s", method, len(per_image), images_dir,
+                 mask_source, results["overall"])
+    return results
+
+
+# --------------------------------------------------------------------------
+# Reporting.
+# --------------------------------------------------------------------------
+
+_TABLE_COLUMNS = (("PSNR (dB)", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.4f}"),
+                  ("L1 hole", "l1_hole", "{:.4f}"), ("L2 hole", "l2_hole", "{:.4f}"),
+                  ("L1", "l1", "{:.4f}"))
+
+
+def markdown_table(results: Sequence[dict]) -> str:
+    """A Markdown table with one row per `evaluate` result: method, count and the overall metrics.
+
+    Raises:
+      ValueError: if `results` is empty or a result lacks a field.
+    """
+    if not results:
+        raise ValueError("markdown_table needs at least one evaluate() result.")
+    header = ["method", "images"] + [title for title, _, _ in _TABLE_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, result in enumerate(results):
+        missing = [k for k in ("method", "count", "overall") if k not in result]
+        missing += [k for _, k, _ in _TABLE_COLUMNS if k not in result.get("overall", {})]
+        if missing:
+            raise ValueError(f"results[{index}] lacks {missing}: pass the dicts returned by evaluate().")
+        cells = [str(result["method"]), str(result["count"])]
+        for _, key, form in _TABLE_COLUMNS:
+            value = result["overall"][key]
+            cells.append("n/a" if value is None else form.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
