@@ -26,6 +26,12 @@ setup(
         "opencv-python-headless>=4.9,<6",
         "tqdm>=4.66,<5",
     ],
+    entry_points={
+        "console_scripts": [
+            "inpaint=reproductions.inpaint:run",
+            "inpaint-eval=reproductions.evaluate:run",
+        ],
+    },
     extras_require={
         "dev": [
             "pytest>=8,<10",

@@ -1,0 +1,60 @@
+r"""The evaluation protocol shared by every method:
+
+  inpaint-eval --method=METHOD --images=DIR --masks=DIR|center|bbox|irregular-thin|irregular-medium|irregular-thick \
+      --image_size=N --output=DIR
+
+Images are centre-cropped to a square and resized to N; each image meets the
+same mask whatever the method (paired by its name). Writes DIR/metrics.json
+(count, overall metrics, metrics per hole-area bin, per image) and, for every
+image, NAME_target.png, NAME_mask.png, NAME_input.png and NAME_composite.png.
+The metrics are defined in common/evaluation.py and in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app
+from absl import flags
+
+from common import evaluation
+from common import flags as common_flags
+from reproductions import inpainters
+
+flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
+                    "saved_model:PATH")
+flags.DEFINE_string("images", None, "Folder of photos (searched recursively; any size).")
+flags.DEFINE_string("masks", "center", "A folder of mask images (white = hole) or one of "
+                    f"{', '.join(evaluation.MASK_SOURCES)}.")
+flags.DEFINE_integer("image_size", 256, "Side the images are cropped and resized to.")
+flags.DEFINE_string("output", None, "Folder for metrics.json and the images.")
+flags.DEFINE_integer("limit", None, "Evaluate only the first N images.")
+flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    values = flags.FLAGS
+    for name in ("method", "images", "output"):
+        if not values[name].value:
+            raise app.UsageError(f"--{name} is required.")
+    with common_flags.user_errors():
+        if values.image_size < 16:
+            raise ValueError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
+                             f"{values.image_size}.")
+        inpainter = inpainters.load(values.method, postprocess=values.postprocess)
+        results = evaluation.evaluate(inpainter, values.images, values.masks, values.image_size,
+                                      values.output, limit=values.limit, method=values.method)
+    print(json.dumps({"method": values.method, "count": results["count"],
+                      **results["overall"]}))
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (`inpaint-eval`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,88 @@
+r"""Inpaints one photo: `inpaint --method=METHOD --image=photo.jpg --mask=mask.png --output=out.png`.
+
+METHOD is a classical baseline (telea, ns, biharmonic, mean_fill), a trained
+reproduction PAPER:WORKDIR (e.g. glcic:runs/glcic_places), or
+saved_model:PATH. The mask is an image of the photo's size, white = hole.
+Any size works; each paper applies its own size policy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from absl import app
+from absl import flags
+from PIL import Image
+
+from common import flags as common_flags
+from reproductions import inpainters
+
+flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
+                    "saved_model:PATH")
+flags.DEFINE_string("image", None, "The photo (JPEG, PNG, BMP or WEBP; grayscale and RGBA are "
+                    "converted to RGB).")
+flags.DEFINE_string("mask", None, "The mask image, same size as the photo, white = hole.")
+flags.DEFINE_string("output", None, "Where to write the completed image (PNG or JPEG).")
+flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending, as the "
+                     "official inference code does.")
+
+
+def read_image(path: str) -> np.ndarray:
+    """An RGB photo as float32 in [0, 1]."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), np.float32) / 255.0
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--image {path!r} does not exist.") from error
+    except OSError as error:
+        raise ValueError(f"--image {path!r} is not a readable image: {error}") from error
+
+
+def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
+    """A white-is-hole mask image as bool HxW; checked against the photo's size."""
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image.convert("L")) > 127
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--mask {path!r} does not exist.") from error
+    except OSError as error:
+        raise ValueError(f"--mask {path!r} is not a readable image: {error}") from error
+    if mask.shape != size:
+        raise ValueError(f"--mask {path!r} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
+                         f"is {size[1]}x{size[0]}: the mask must have the photo's size.")
+    if not mask.any():
+        raise ValueError(f"--mask {path!r} has no hole: mark the pixels to fill in white.")
+    if mask.all():
+        raise ValueError(f"--mask {path!r} is all hole: nothing is left to fill it from.")
+    return mask
+
+
+def inpaint_file(method: str, image_path: str, mask_path: str, output_path: str,
+                 postprocess: bool = True) -> np.ndarray:
+    """Reads, inpaints and writes one photo; returns the completed image in [0, 1]."""
+    image = read_image(image_path)
+    mask = read_mask(mask_path, image.shape[:2])
+    completed = inpainters.load(method, postprocess=postprocess)(image, mask)
+    Image.fromarray(np.round(np.clip(completed, 0, 1) * 255).astype(np.uint8)).save(output_path)
+    return completed
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    for name in ("method", "image", "mask", "output"):
+        if not flags.FLAGS[name].value:
+            raise app.UsageError(f"--{name} is required.")
+    with common_flags.user_errors():
+        inpaint_file(flags.FLAGS.method, flags.FLAGS.image, flags.FLAGS.mask, flags.FLAGS.output,
+                     flags.FLAGS.postprocess)
+    print(f"Wrote {flags.FLAGS.output}")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (`inpaint`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,156 @@
+"""Every method of the suite behind one interface: `inpainter(image, mask) -> composite`.
+
+`image` is float32 HxWx3 RGB in [0, 1] of any size (hole pixels may hold
+anything), `mask` is bool HxW (True = hole); the result is float32 HxWx3 in
+[0, 1], equal to `image` at every known pixel. Methods:
+
+  * classical baselines: "telea", "ns", "biharmonic", "mean_fill";
+  * a trained reproduction: "PAPER:WORKDIR" (the latest checkpoint of a
+    training run, e.g. "glcic:runs/glcic_places");
+  * an exported SavedModel: "saved_model:PATH" (see reproductions/export.py).
+
+Each paper keeps its own size policy: the center-region models of Context
+Encoders and Structural Inpainting (and the random-region Context Encoders)
+work on 128x128 images, so the image is resized to 128, completed, and the
+completion resized back into the hole; the fully convolutional GLCIC and DMFN
+complete the image at its own size, padded to a multiple of 4. GLCIC applies
+its Poisson post-processing unless told not to. The center-region models only
+ever fill their central hole: masks elsewhere are not what they were trained
+for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import baselines
+from common import experiment
+from common import train_loop
+
+PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
+MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
+Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must be HxWx3 RGB, got shape {image.shape}.")
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
+                         f"{image.shape[0]}x{image.shape[1]}.")
+    return image, mask.astype(bool)
+
+
+def size_policy(paper: str) -> tuple[str, int]:
+    """("resize", side) for fixed-size networks, ("pad", 4) for fully convolutional ones."""
+    if paper in ("context_encoder", "structural_inpainting"):
+        return "resize", 128
+    return "pad", MULTIPLE
+
+
+def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
+    """Restores the networks (and stored statistics) of the latest checkpoint; not optimizers."""
+    latest = tf.train.latest_checkpoint(train_loop.checkpoint_dir(workdir))
+    if latest is None:
+        raise FileNotFoundError(f"No checkpoint in {train_loop.checkpoint_dir(workdir)}: train "
+                                "first, or give the work directory of a training run.")
+    items = {name: item for name, item in task.checkpoint_items().items()
+             if not isinstance(item, keras.optimizers.Optimizer)}
+    tf.train.Checkpoint(**items).restore(latest).expect_partial().assert_existing_objects_matched()
+    return latest
+
+
+def load_task(workdir: str) -> tuple[str, train_loop.Task]:
+    """(paper, task with the trained weights) of a training run's work directory."""
+    paper, fields = experiment.read_paper_config(workdir)
+    if paper not in PAPERS:
+        raise ValueError(f"{workdir}/config.json names an unknown paper {paper!r}.")
+    train_lib = importlib.import_module(f"reproductions.{paper}.train_lib")
+    config = train_lib.Config(**fields)
+    if hasattr(config, "vgg_weights"):
+        # Inference needs no VGG (it only serves the training losses); don't
+        # download ImageNet weights for it.
+        config = dataclasses.replace(config, vgg_weights=None)
+    task = train_lib.build_task(config)
+    restore_for_inference(task, workdir)
+    return paper, task
+
+
+@dataclasses.dataclass
+class PaperInpainter:
+    """A trained reproduction as an inpainter (see the module docstring for sizes)."""
+
+    paper: str
+    task: train_loop.Task
+    postprocess: bool = True  # GLCIC only: fast marching + Poisson blending
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        image, mask = _check(image, mask)
+        policy, size = size_policy(self.paper)
+        if self.paper == "glcic":
+            from reproductions.glcic import inference
+            return inference.complete(self.task, image, mask, postprocess_output=self.postprocess)
+        if policy == "resize":
+            height, width = mask.shape
+            small = tf.image.resize(image[None], [size, size], antialias=True).numpy()
+            small_mask = tf.image.resize(mask[None, ..., None].astype(np.float32), [size, size],
+                                         method="nearest").numpy()
+            completed = self._complete(small, small_mask)
+            completed = tf.image.resize(completed[None], [height, width]).numpy()[0]
+        else:
+            completed = self._complete_padded(image, mask)
+        return np.where(mask[..., None], np.clip(completed, 0.0, 1.0), image).astype(np.float32)
+
+    def _complete(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The task's composite of a batch of one, back in [0, 1]."""
+        outputs = self.task.predict({"image": image * 2.0 - 1.0, "mask": mask})
+        return (outputs["composite"].numpy()[0] + 1.0) / 2.0
+
+    def _complete_padded(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        height, width = mask.shape
+        pad_h, pad_w = (-height) % MULTIPLE, (-width) % MULTIPLE
+        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        padded_mask = np.pad(mask, ((0, pad_h), (0, pad_w))).astype(np.float32)
+        return self._complete(padded[None], padded_mask[None, ..., None])[:height, :width]
+
+
+class SavedModelInpainter:
+    """An exported model (reproductions/export.py), loaded without the suite's code."""
+
+    def __init__(self, path: str):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"No exported model at {path!r}.")
+        self.model = tf.saved_model.load(path)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        image, mask = _check(image, mask)
+        composite = self.model.serve(tf.constant(image[None]),
+                                     tf.constant(mask[None, ..., None].astype(np.float32)))
+        return np.where(mask[..., None], composite.numpy()[0], image).astype(np.float32)
+
+
+def load(method: str, postprocess: bool = True) -> Inpainter:
+    """The inpainter named by `method` (see the module docstring)."""
+    if method in baselines.BASELINES:
+        return baselines.BASELINES[method]
+    kind, _, path = method.partition(":")
+    if kind == "saved_model" and path:
+        return SavedModelInpainter(path)
+    if kind in PAPERS and path:
+        paper, task = load_task(path)
+        if paper != kind:
+            raise ValueError(f"--method says {kind} but {path} holds a {paper} run.")
+        return PaperInpainter(paper, task, postprocess=postprocess)
+    raise ValueError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
+                     f"PAPER:WORKDIR with PAPER in {PAPERS}, or saved_model:PATH.")

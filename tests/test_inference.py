@@ -1,0 +1,186 @@
+"""Loading trained runs as inpainters, exporting them, and the `inpaint` command."""
+
+import os
+import subprocess
+import sys
+
+import helpers
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from reproductions import export
+from reproductions import inpainters
+from reproductions.context_encoder import train_lib as ce_lib
+from reproductions.dmfn import train_lib as dmfn_lib
+from reproductions.glcic import train_lib as glcic_lib
+
+TINY_CONFIGS = {
+    "context_encoder": lambda: ce_lib.Config(ngf=8, nef=8, ndf=8, bottleneck=16),
+    "glcic": lambda: glcic_lib.Config(image_size=64, local_size=32, hole_min=24, hole_max=32,
+                                      shorter_side_min=64, shorter_side_max=96, cn_channels=8,
+                                      d_channels=8, mean_pixel_images=4),
+    "dmfn": lambda: dmfn_lib.Config(image_size=64, local_size=32, max_shrink=4, num_blocks=1,
+                                    channels=8, d_channels=8, vgg_weights=None),
+}
+LIBS = {"context_encoder": ce_lib, "glcic": glcic_lib, "dmfn": dmfn_lib}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Work directories of one-step runs of three papers (both size policies)."""
+    workdirs = {}
+    for paper, config in TINY_CONFIGS.items():
+        workdir = tmp_path_factory.mktemp(paper)
+        LIBS[paper].run(config(), helpers.run_config(workdir, 1))
+        workdirs[paper] = str(workdir)
+    return workdirs
+
+
+def smooth_image(height, width):
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([yy / height, xx / width, 0.5 + 0 * yy], -1).astype(np.float32)
+
+
+def hole(height, width):
+    mask = np.zeros((height, width), bool)
+    mask[height // 3:height // 2, width // 4:width // 2] = True
+    return mask
+
+
+@pytest.mark.parametrize("paper", sorted(TINY_CONFIGS))
+def test_trained_runs_complete_images_of_any_size(trained, paper):
+    inpainter = inpainters.load(f"{paper}:{trained[paper]}")
+    for height, width in ((70, 90), (128, 128)):
+        image, mask = smooth_image(height, width), hole(height, width)
+        completed = inpainter(image, mask)
+        assert completed.shape == (height, width, 3) and completed.dtype == np.float32
+        np.testing.assert_array_equal(completed[~mask], image[~mask])
+        assert np.all((completed >= 0) & (completed <= 1))
+
+
+def test_center_model_fills_its_central_hole(trained):
+    inpainter = inpainters.load(f"context_encoder:{trained['context_encoder']}")
+    image = smooth_image(128, 128)
+    mask = np.zeros((128, 128), bool)
+    mask[36:92, 36:92] = True
+    completed = inpainter(image, mask)
+    assert not np.allclose(completed[mask], image[mask])
+
+
+def test_loading_errors(trained, tmp_path):
+    with pytest.raises(ValueError, match="Unknown method"):
+        inpainters.load("photoshop")
+    with pytest.raises(ValueError, match="holds a dmfn run"):
+        inpainters.load(f"glcic:{trained['dmfn']}")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        inpainters.load(f"glcic:{tmp_path}")
+    with pytest.raises(ValueError, match="mask must have shape"):
+        inpainters.load("telea")(smooth_image(10, 10), np.zeros((9, 10), bool))
+    with pytest.raises(ValueError, match="mask is 9x10 but the image is 10x10"):
+        inpainters.PaperInpainter("dmfn", task=None)(smooth_image(10, 10),
+                                                      np.zeros((9, 10), bool))
+
+
+LOAD_WITHOUT_THE_SUITE = """
+import sys
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+image = np.load(sys.argv[2]); mask = np.load(sys.argv[3])
+print("modules:", any(m.startswith(("common", "reproductions")) for m in sys.modules))
+np.save(sys.argv[4], model.serve(tf.constant(image[None]), tf.constant(mask[None])).numpy()[0])
+"""
+
+
+@pytest.mark.parametrize("paper", sorted(TINY_CONFIGS))
+def test_export_round_trip_matches_the_in_process_model(trained, tmp_path, paper):
+    output = str(tmp_path / "saved")
+    assert export.export(trained[paper], output) == paper
+    image, mask = smooth_image(70, 90), hole(70, 90)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "mask.npy", mask[..., None].astype(np.float32))
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_THE_SUITE, output, str(tmp_path / "image.npy"),
+         str(tmp_path / "mask.npy"), str(tmp_path / "out.npy")],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "modules: False" in result.stdout  # loaded with TensorFlow alone
+    served = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(served[~mask], image[~mask])
+    expected = inpainters.load(f"{paper}:{trained[paper]}", postprocess=False)(image, mask)
+    np.testing.assert_allclose(served, expected, atol=2e-3)
+    loaded = inpainters.load(f"saved_model:{output}")
+    np.testing.assert_allclose(loaded(image, mask), served, atol=1e-6)
+
+
+def save(array, path):
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+def test_inpaint_command_and_its_errors(tmp_path):
+    image = (smooth_image(60, 80) * 255).astype(np.uint8)
+    mask = np.zeros((60, 80), np.uint8)
+    mask[20:30, 30:50] = 255
+    image_path = save(image, tmp_path / "photo.png")
+    mask_path = save(mask, tmp_path / "mask.png")
+    output = tmp_path / "out.png"
+
+    def run(*args):
+        # The console script sits beside the interpreter of the environment it was installed in.
+        script = os.path.join(os.path.dirname(sys.executable), "inpaint")
+        return subprocess.run([script, *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+    result = run("--method=telea", f"--image={image_path}", f"--mask={mask_path}",
+                 f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    completed = np.asarray(Image.open(output))
+    np.testing.assert_array_equal(completed[mask == 0], image[mask == 0])
+    assert np.abs(completed[mask > 0].astype(int) - image[mask > 0]).mean() < 10
+
+    result = run("--method=telea", f"--image={tmp_path}/missing.jpg", f"--mask={mask_path}",
+                 f"--output={output}")
+    assert result.returncode == 1 and "missing.jpg" in result.stderr
+    small = save(mask[:50], tmp_path / "small.png")
+    result = run("--method=telea", f"--image={image_path}", f"--mask={small}",
+                 f"--output={output}")
+    assert result.returncode == 1 and "must have the photo's size" in result.stderr
+    empty = save(np.zeros((60, 80), np.uint8), tmp_path / "empty.png")
+    result = run("--method=telea", f"--image={image_path}", f"--mask={empty}",
+                 f"--output={output}")
+    assert result.returncode == 1 and "has no hole" in result.stderr
+
+
+def test_inpaint_eval_command_for_a_baseline_and_a_trained_run(trained, tmp_path):
+    import json
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    for i, (height, width) in enumerate(((60, 80), (90, 70), (64, 64))):
+        save((smooth_image(height, width) * 255).astype(np.uint8), images / f"p{i}.png")
+    script = os.path.join(os.path.dirname(sys.executable), "inpaint-eval")
+    results = {}
+    for method in ("telea", f"glcic:{trained['glcic']}"):
+        output = tmp_path / method.split(":")[0]
+        result = subprocess.run(
+            [script, f"--method={method}", f"--images={images}", "--masks=bbox",
+             "--image_size=32", f"--output={output}"], capture_output=True, text=True,
+            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        with open(output / "metrics.json") as f:
+            results[method] = json.load(f)
+        assert results[method]["count"] == 3
+        assert {"psnr", "ssim", "l1_hole", "l2_hole", "l1"} <= set(results[method]["overall"])
+        assert sorted(os.listdir(output))[:4] == ["metrics.json", "p0_composite.png",
+                                                  "p0_input.png", "p0_mask.png"]
+    # Both methods met the same masks.
+    masks = [[r["hole_area"] for r in results[m]["per_image"]] for m in results]
+    assert masks[0] == masks[1]
+    result = subprocess.run([script, "--method=telea", f"--images={images}", "--masks=stars",
+                             f"--output={tmp_path}/x"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and "stars" in result.stderr
