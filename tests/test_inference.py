@@ -7,7 +7,6 @@ import sys
 import helpers
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from reproductions import export
@@ -86,7 +85,6 @@ def test_loading_errors(trained, tmp_path):
 LOAD_WITHOUT_THE_SUITE = """
 import sys
 import numpy as np
-import tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
 image = np.load(sys.argv[2]); mask = np.load(sys.argv[3])
 print("modules:", any(m.startswith(("common", "reproductions")) for m in sys.modules))
