@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import matplotlib
-
-matplotlib.use("Agg")  # Files only; no display needed.
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 COLUMNS = (("input", "masked input"), ("output", "raw output"), ("composite", "composite"),
            ("target", "ground truth"))
@@ -36,8 +34,11 @@ def save_sample_grid(outputs: Mapping[str, np.ndarray], path: str, title: str = 
                      max_rows: int = 8) -> None:
     """Saves the grid as a PNG with column titles."""
     rows = min(max_rows, len(outputs["input"]))
-    fig, axes = plt.subplots(rows, len(COLUMNS), figsize=(2.2 * len(COLUMNS), 2.2 * rows + 0.4),
-                             squeeze=False)
+    # A figure with its own Agg canvas: no pyplot, so importing the suite never
+    # changes the backend of a notebook or a GUI session.
+    fig = Figure(figsize=(2.2 * len(COLUMNS), 2.2 * rows + 0.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, len(COLUMNS), squeeze=False)
     for c, (key, label) in enumerate(COLUMNS):
         images = to_uint8(np.asarray(outputs[key])[:rows])
         for r in range(rows):
@@ -49,4 +50,3 @@ def save_sample_grid(outputs: Mapping[str, np.ndarray], path: str, title: str = 
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
