@@ -85,6 +85,7 @@ def test_loading_errors(trained, tmp_path):
 LOAD_WITHOUT_THE_SUITE = """
 import sys
 import numpy as np
+import tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
 image = np.load(sys.argv[2]); mask = np.load(sys.argv[3])
 print("modules:", any(m.startswith(("common", "reproductions")) for m in sys.modules))
