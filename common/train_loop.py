@@ -143,6 +143,17 @@ def scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Ten
     return loss
 
 
+def apply_gradients(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape,
+                    scaled_loss: tf.Tensor, model: keras.Model) -> None:
+    """One update of `model`'s trainable weights from the tape's gradient of `scaled_loss`.
+
+    `scaled_loss` comes from `scale_loss(optimizer, replica_loss(loss))`, computed
+    inside the tape; a loss-scale optimizer unscales the gradients itself.
+    """
+    variables = model.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """'default' (one device) or 'mirrored' (all local GPUs, or CPU if none)."""
     if name == "default":

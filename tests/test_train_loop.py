@@ -41,8 +41,7 @@ class TinyTask(train_loop.Task):
             output = self.model(batch["image"] * (1 - batch["mask"]), training=True)
             loss = losses.masked_l2(output, batch["image"], batch["mask"])
             scaled = train_loop.scale_loss(self.optimizer, train_loop.replica_loss(loss))
-        variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        train_loop.apply_gradients(self.optimizer, tape, scaled, self.model)
         return {"loss": loss, "phase_seen": tf.constant(float(phase))}
 
     def predict(self, batch):

@@ -174,11 +174,9 @@ class GLCICTask(train_loop.Task):
             if train_discriminator:
                 d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
         if train_completion:
-            c_vars = self.completion.trainable_variables
-            self.c_optimizer.apply_gradients(zip(c_tape.gradient(c_scaled, c_vars), c_vars))
+            train_loop.apply_gradients(self.c_optimizer, c_tape, c_scaled, self.completion)
         if train_discriminator:
-            d_vars = self.discriminator.trainable_variables
-            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+            train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -207,11 +207,9 @@ class StructuralTask(train_loop.Task):
             g_scaled = train_loop.scale_loss(g_optimizer, train_loop.replica_loss(g_loss))
             if joint:
                 d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
-        g_vars = self.generator.trainable_variables
-        g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        train_loop.apply_gradients(g_optimizer, g_tape, g_scaled, self.generator)
         if joint:
-            d_vars = self.discriminator.trainable_variables
-            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+            train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
