@@ -33,6 +33,7 @@ import tensorflow as tf
 from common import baselines
 from common import experiment
 from common import train_loop
+from reproductions.glcic import postprocess
 
 PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
@@ -98,9 +99,6 @@ class PaperInpainter:
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
         policy, size = size_policy(self.paper)
-        if self.paper == "glcic":
-            from reproductions.glcic import inference
-            return inference.complete(self.task, image, mask, postprocess_output=self.postprocess)
         if policy == "resize":
             height, width = mask.shape
             small = tf.image.resize(image[None], [size, size], antialias=True).numpy()
@@ -110,7 +108,11 @@ class PaperInpainter:
             completed = tf.image.resize(completed[None], [height, width]).numpy()[0]
         else:
             completed = self._complete_padded(image, mask)
-        return np.where(mask[..., None], np.clip(completed, 0.0, 1.0), image).astype(np.float32)
+        composite = np.where(mask[..., None], np.clip(completed, 0.0, 1.0), image)
+        if self.paper == "glcic" and self.postprocess:
+            composite = postprocess.poisson_blend_batch(image[None], composite[None],
+                                                        mask[None])[0]
+        return composite.astype(np.float32)
 
     def _complete(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The task's composite of a batch of one, back in [0, 1]."""
