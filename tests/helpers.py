@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from common import experiment
 from common import flags as common_flags
 from common import train_loop
 
@@ -25,6 +26,13 @@ def run_config(workdir, num_steps, batch_size=2, seed=0, strategy="default", **l
         data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=8,
                                      batch_size=batch_size, seed=seed, shuffle_buffer=16),
         mixed_precision="none", strategy=strategy)
+
+
+def first_batch(train_lib, config, batch_size=4):
+    """The first training batch of a paper's pipeline on the sample photos."""
+    data = run_config("unused", 1, batch_size=batch_size).data
+    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
+                                             training=True, batch_size=batch_size)))
 
 
 def train_script(paper):

@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common import experiment
 from reproductions.dmfn import model as model_lib
 from reproductions.dmfn import train_lib
 
@@ -34,9 +33,7 @@ run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=4):
-    data = run_config("unused", 1, batch_size).data
-    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
-                                             training=True, batch_size=batch_size)))
+    return helpers.first_batch(train_lib, config, batch_size)
 
 
 def one_block_params(block):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import experiment
 from common import patches
 from reproductions.glcic import inference
 from reproductions.glcic import model as model_lib
@@ -31,9 +30,7 @@ run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=4):
-    data = run_config("unused", 1, batch_size=batch_size).data
-    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
-                                             training=True, batch_size=batch_size)))
+    return helpers.first_batch(train_lib, config, batch_size)
 
 
 def trainable_count(layers):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import experiment
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
@@ -30,9 +29,7 @@ run_config = helpers.run_config
 
 
 def first_batch(config, batch_size=2):
-    data = run_config("unused", 1, batch_size).data
-    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
-                                             training=True, batch_size=batch_size)))
+    return helpers.first_batch(train_lib, config, batch_size)
 
 
 def test_parameter_counts_match_the_spec_sheet():
