@@ -353,6 +353,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,
                      int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
     start_step = int(step_var.numpy())
+    current_phase = int(phase_var.numpy())  # read once; kept in Python, not read every step
     truncate_metrics_log(metrics_path, start_step)
     if start_step >= config.num_steps:
         logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
@@ -399,9 +400,10 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     with stop.installed():
         while step < config.num_steps and not stop:
             phase = task.phase_at(step)
-            if phase != int(phase_var.numpy()):
+            if phase != current_phase:
                 logging.info("Step %d: entering phase %s.", step, task.phase_name(phase))
                 phase_var.assign(phase)
+                current_phase = phase
             batch = next(iterator)
             losses = {k: float(v) for k, v in steps_for_phase(phase)(batch).items()}
             bad = sorted(k for k, v in losses.items() if not math.isfinite(v))
