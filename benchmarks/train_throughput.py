@@ -7,7 +7,8 @@ Feeds one real batch from --train_data (default: the bundled sample photos)
 over and over, so the number is the step's, not the input pipeline's. Times
 two ways of running the same step:
   * images_per_second: the suite's step, exactly as the training loop runs it
-    (tf.distribute, loss reduction, host read of the losses every step);
+    (tf.distribute, loss reduction, --steps_per_loop steps per call with the
+    in-graph TensorBoard summaries, host read of the losses after each call);
   * bare_images_per_second: a plain tf.function of the task's train step,
     called in a loop and synchronised once at the end.
 The last line printed is one JSON object. peak_memory_mb is the process's
@@ -20,6 +21,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 
 from absl import app
@@ -85,11 +87,21 @@ def main(argv):
     batches = iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat()))
 
-    suite_step = train_loop.compiled_steps(task, strategy, FLAGS.jit_compile)(FLAGS.phase)
+    with strategy.scope():
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    writer = tf.summary.create_file_writer(tempfile.mkdtemp(prefix="train_throughput_"))
+    suite_loop = train_loop.compiled_loops(task, strategy, jit_compile=FLAGS.jit_compile,
+                                           step_var=step_var, writer=writer,
+                                           log_every=FLAGS.log_every)(FLAGS.phase)
 
     def run_suite(n):
-        for _ in range(n):
-            {k: float(v) for k, v in suite_step(next(batches)).items()}
+        done = 0
+        while done < n:
+            count = min(FLAGS.steps_per_loop, n - done)
+            losses, all_finite, _ = suite_loop(batches, tf.constant(count, tf.int64))
+            {k: float(v) for k, v in losses.items()}
+            bool(all_finite)
+            done += count
 
     bare_step = tf.function(lambda b: task.train_step(b, FLAGS.phase),
                             jit_compile=FLAGS.jit_compile)
@@ -101,7 +113,7 @@ def main(argv):
         {k: float(v) for k, v in losses.items()}  # one synchronisation at the end
 
     results = {"paper": FLAGS.paper, "config": FLAGS.config, "batch_size": batch_size,
-               "steps": FLAGS.steps, "jit_compile": FLAGS.jit_compile,
+               "steps": FLAGS.steps, "steps_per_loop": FLAGS.steps_per_loop, "jit_compile": FLAGS.jit_compile,
                "mixed_precision": FLAGS.mixed_precision, "phase": FLAGS.phase}
     for name, runner in (("bare_images_per_second", run_bare),
                          ("images_per_second", run_suite)):

@@ -78,6 +78,15 @@ def read_paper_config(workdir: str) -> tuple[str, dict]:
     return record["paper"], record["config"]
 
 
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras; with `deterministic`, also makes
+    every op deterministic (TensorFlow then raises for an op that has no
+    deterministic kernel instead of running it nondeterministically)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
 def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
         run_config: common_flags.RunConfig, *, paper: str, config,
         prepare: Callable[[train_loop.Task, bool], None] | None = None) -> train_loop.TrainResult:
@@ -93,10 +102,13 @@ def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
       prepare: optional (task, resuming) hook run before training, e.g. to
         compute statistics of the data that a new run stores in its checkpoint.
     """
-    write_paper_config(run_config.loop.workdir, paper, config)
-    train_loop.set_precision(run_config.mixed_precision)
-    keras.utils.set_random_seed(run_config.data.seed)
+    # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = train_loop.make_strategy(run_config.strategy)
+    train_loop.check_batch_divides(run_config.data.batch_size, strategy)
+    if train_loop.is_chief(run_config.strategy):
+        write_paper_config(run_config.loop.workdir, paper, config)
+    train_loop.set_precision(run_config.mixed_precision)
+    set_determinism(run_config.data.seed, run_config.deterministic)
     with strategy.scope():
         task = build_task()
     data = run_config.data

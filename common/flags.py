@@ -38,8 +38,16 @@ def define_common_flags() -> None:
     flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16"],
                       "Mixed precision: float16 (with loss scaling) or bfloat16.")
-    flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
-                      "tf.distribute strategy: one device, or all local GPUs.")
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                      "tf.distribute strategy: one device; all local GPUs; or all GPUs of "
+                      "the machines listed in the TF_CONFIG environment variable. "
+                      "--batch_size is the global batch, split evenly over the replicas.")
+    flags.DEFINE_integer("steps_per_loop", 10, "Train steps per compiled call (a host round "
+                         "trip only every so many steps; calls also end at log, sample, "
+                         "eval and checkpoint steps).")
+    flags.DEFINE_boolean("deterministic", False, "Deterministic ops (tf.config.experimental."
+                         "enable_op_determinism): the same seed gives the same weights, at "
+                         "some cost in speed on GPU.")
     flags.DEFINE_integer("log_every", 50, "Steps between scalar logs and progress lines.")
     flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
     flags.DEFINE_integer("sample_every", 500, "Steps between sample image grids.")
@@ -68,6 +76,7 @@ class RunConfig:
     data: DataConfig
     mixed_precision: str
     strategy: str
+    deterministic: bool = False
 
 
 def _require_positive(values: flags.FlagValues, *names: str) -> None:
@@ -83,7 +92,7 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         raise ValueError("--workdir is required (where checkpoints and logs go).")
     _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
                       "log_every", "checkpoint_every", "sample_every", "eval_every",
-                      "keep_checkpoints", "shuffle_buffer")
+                      "keep_checkpoints", "shuffle_buffer", "steps_per_loop")
     if values.eval_examples < values.batch_size and values.eval_data:
         raise ValueError(
             f"--eval_examples ({values.eval_examples}) must be at least --batch_size "
@@ -97,12 +106,13 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         sample_every=values.sample_every,
         eval_every=values.eval_every,
         keep_checkpoints=values.keep_checkpoints,
-        jit_compile=values.jit_compile)
+        jit_compile=values.jit_compile,
+        steps_per_loop=values.steps_per_loop)
     data = DataConfig(train_data=values.train_data, eval_data=values.eval_data,
                       eval_examples=values.eval_examples, batch_size=values.batch_size,
                       seed=values.seed, shuffle_buffer=values.shuffle_buffer)
     return RunConfig(loop=loop, data=data, mixed_precision=values.mixed_precision,
-                     strategy=values.strategy)
+                     strategy=values.strategy, deterministic=values.deterministic)
 
 
 # Flags of these modules are absl's or TensorFlow's own, not the run's.
@@ -165,6 +175,7 @@ def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> in
             print(json.dumps(paper.parameter_counts(paper.build_task(config))))
             return 0
         run_settings = run_config()
-        write_flagfile(os.path.join(run_settings.loop.workdir, "flags.cfg"))
+        if train_loop.is_chief(run_settings.strategy):
+            write_flagfile(os.path.join(run_settings.loop.workdir, "flags.cfg"))
         result = paper.run(config, run_settings)
     return 130 if result.interrupted else 0

@@ -27,7 +27,9 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
+import socket
 import threading
 import time
 from typing import Callable, Iterator, Mapping
@@ -101,10 +103,11 @@ class LoopConfig:
     eval_every: int = 1000
     keep_checkpoints: int = 3
     jit_compile: bool = False
+    steps_per_loop: int = 1  # train steps per compiled call (fewer host round trips)
 
     def __post_init__(self):
         for name in ("num_steps", "batch_size", "log_every", "checkpoint_every", "sample_every",
-                     "eval_every", "keep_checkpoints"):
+                     "eval_every", "keep_checkpoints", "steps_per_loop"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
 
@@ -154,13 +157,64 @@ def apply_gradients(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape
     optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
 
 
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def tf_config() -> dict:
+    """The parsed TF_CONFIG environment variable ({} when unset)."""
+    text = os.environ.get("TF_CONFIG", "")
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {text!r}") from error
+    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
+        raise ValueError('TF_CONFIG must look like {"cluster": {"worker": ["host1:port", '
+                         f'"host2:port"]}}, "task": {{"type": "worker", "index": 0}}}}, got {text!r}')
+    return config
+
+
+def is_chief(strategy_name: str) -> bool:
+    """Whether this process writes the run's files (logs, samples, checkpoints).
+
+    Always, except under --strategy=multi_worker, where only the chief does:
+    the "chief" task, or worker 0 of a cluster without one.
+    """
+    if strategy_name != "multi_worker":
+        return True
+    config = tf_config()
+    task = config.get("task", {})
+    task_type, index = task.get("type"), int(task.get("index", 0))
+    if task_type in (None, "chief"):
+        return True
+    return task_type == "worker" and index == 0 and "chief" not in config.get("cluster", {})
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """'default' (one device) or 'mirrored' (all local GPUs, or CPU if none)."""
+    """'default' (one device), 'mirrored' (all local GPUs, or CPU if none), or
+    'multi_worker' (every GPU of the machines in TF_CONFIG; create it before any
+    other TensorFlow work, as collective ops are set up at start)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    raise ValueError(f"--strategy must be 'default' or 'mirrored', got {name!r}.")
+    if name == "multi_worker":
+        if not tf_config():
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(the cluster's workers and this process's task); see README, "
+                             "'Training on several GPUs or machines'.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy must be one of {list(STRATEGIES)}, got {name!r}.")
+
+
+def check_batch_divides(batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The per-replica batch; fails unless the global batch splits evenly over replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"--batch_size ({batch_size}) is the global batch and must be a "
+                         f"multiple of the number of replicas ({replicas}).")
+    return batch_size // replicas
 
 
 # ----------------------------------------------------------------------------
@@ -171,12 +225,42 @@ def prepare_workdir(workdir: str) -> None:
     """Creates the work directory and fails early if it cannot be written."""
     try:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
+        probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as error:
         raise OSError(f"--workdir {workdir!r} is not writable: {error}") from error
+
+
+DISK_MARGIN_BYTES = 100 * 2**20  # logs, sample grids, TensorBoard events
+
+
+def checkpoint_bytes(items: Mapping[str, object]) -> int:
+    """Size of one checkpoint of these models and optimizers (their variables)."""
+    seen, total = set(), 0
+    for item in items.values():
+        for variable in getattr(item, "variables", []):
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                total += math.prod(variable.shape) * tf.as_dtype(variable.dtype).size
+    return total
+
+
+def check_free_space(directory: str, one_checkpoint: int, keep: int) -> None:
+    """Fails at start unless the disk holds the `keep` checkpoints of a run (plus one in
+    flight, written before the oldest is deleted), counting those already there."""
+    existing = sum(os.path.getsize(os.path.join(directory, name))
+                   for name in (os.listdir(directory) if os.path.isdir(directory) else []))
+    needed = max(0, (keep + 1) * one_checkpoint - existing) + DISK_MARGIN_BYTES
+    free = shutil.disk_usage(os.path.dirname(directory.rstrip("/")) or ".").free
+    if free < needed:
+        raise OSError(
+            f"--workdir: not enough free disk space for the checkpoints: {free / 2**20:.0f} MB "
+            f"free, {needed / 2**20:.0f} MB needed ({keep + 1} checkpoints of "
+            f"{one_checkpoint / 2**20:.0f} MB, from --keep_checkpoints={keep}, plus "
+            f"{DISK_MARGIN_BYTES / 2**20:.0f} MB for logs). Free some space, lower "
+            "--keep_checkpoints, or choose another --workdir.")
 
 
 def truncate_metrics_log(path: str, last_step: int) -> None:
@@ -240,26 +324,99 @@ class StopRequest:
 # The loop
 
 
-def compiled_steps(task: Task, strategy: tf.distribute.Strategy,
-                    jit_compile: bool) -> Callable[[int], Callable]:
-    """Returns phase -> compiled distributed step (built lazily, once per phase)."""
-    cache: dict[int, Callable] = {}
+def distributed_step(task: Task, strategy: tf.distribute.Strategy, phase: int,
+                     jit_compile: bool) -> Callable[[Mapping[str, tf.Tensor]], dict]:
+    """One step of `phase` on a distributed batch; returns losses averaged over replicas.
 
-    def for_phase(phase: int) -> Callable:
-        if phase not in cache:
-            step = tf.function(lambda batch: task.train_step(batch, phase),
+    Only the per-replica step is XLA-compiled: the strategy's cross-device
+    reduction and the input iterator stay outside the compiled cluster.
+    """
+    replica_step = tf.function(lambda batch: task.train_step(batch, phase),
                                jit_compile=jit_compile)
 
-            @tf.function
-            def distributed_step(batch):
-                losses = strategy.run(step, args=(batch,))
-                return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                        for k, v in losses.items()}
+    def step(batch):
+        losses = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in losses.items()}
 
-            cache[phase] = distributed_step
-        return cache[phase]
+    return step
+
+
+def compiled_loops(task: Task, strategy: tf.distribute.Strategy, *, jit_compile: bool,
+                   step_var: tf.Variable, writer=None, log_every: int = 1,
+                   num_steps: int | None = None) -> Callable[[int], Callable]:
+    """Returns phase -> `run(iterator, n)`, a tf.function that runs n steps in the graph.
+
+    Running several steps per call removes the host round trip of every step
+    (reading losses, assigning the step counter). `run` returns the losses of
+    its last step, whether every loss of every step was finite, and the first
+    step (1-based) whose losses were not. When `writer` is given, the losses
+    are written to TensorBoard from inside the graph at the steps where
+    `step % log_every == 0` (and at `num_steps`), under `tf.summary.record_if`.
+    """
+    cache: dict[int, Callable] = {}
+
+    def record_now():
+        step = step_var.read_value()
+        due = tf.equal(step % log_every, 0)
+        return due if num_steps is None else tf.logical_or(due, tf.equal(step, num_steps))
+
+    def finite(losses):
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in losses.values()])
+
+    def summarise(losses):
+        if writer is None:
+            return
+        # The empty name scope keeps the tags free of the loop's "while/" prefix.
+        with (writer.as_default(step=step_var), tf.summary.record_if(record_now),
+              tf.name_scope("")):
+            for key, value in losses.items():
+                tf.summary.scalar(f"loss/{key}", value)
+
+    def for_phase(phase: int) -> Callable:
+        if phase in cache:
+            return cache[phase]
+        step = distributed_step(task, strategy, phase, jit_compile)
+
+        def one_step(iterator, all_finite, first_bad):
+            losses = step(next(iterator))
+            step_var.assign_add(1)
+            ok = finite(losses)
+            first_bad = tf.where(all_finite & ~ok, step_var.read_value(), first_bad)
+            summarise(losses)
+            return losses, all_finite & ok, first_bad
+
+        @tf.function
+        def run(iterator, n):
+            # The first step outside the loop gives the losses their structure.
+            losses, all_finite, first_bad = one_step(
+                iterator, tf.constant(True), tf.constant(0, tf.int64))
+            for _ in tf.range(n - 1):
+                losses, all_finite, first_bad = one_step(iterator, all_finite, first_bad)
+            return losses, all_finite, first_bad
+
+        cache[phase] = run
+        return run
 
     return for_phase
+
+
+def steps_until_event(step: int, config: "LoopConfig", phase_at: Callable[[int], int]) -> int:
+    """How many steps the next compiled call may run from `step`.
+
+    At most `steps_per_loop`, and never past a step where the host has work to
+    do: logging, samples, evaluation, a checkpoint, the end, or a phase change
+    (the steps of one call all belong to one phase).
+    """
+    limit = min(config.num_steps, step + config.steps_per_loop)
+    for every in (config.log_every, config.sample_every, config.eval_every,
+                  config.checkpoint_every):
+        limit = min(limit, (step // every + 1) * every)
+    phase = phase_at(step)
+    for later in range(step + 1, limit):
+        if phase_at(later) != phase:
+            return later - step
+    return limit - step
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -271,14 +428,13 @@ def has_checkpoint(workdir: str) -> bool:
     return tf.train.latest_checkpoint(checkpoint_dir(workdir)) is not None
 
 
-def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
-                   workdir: str) -> None:
-    """Restores the latest checkpoint, or explains why it does not fit the networks."""
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, workdir: str) -> None:
+    """Restores a checkpoint, or explains why it does not fit the networks."""
     try:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError) as error:
         raise ValueError(
-            f"The checkpoint {manager.latest_checkpoint} does not match the networks built from "
+            f"The checkpoint {path} does not match the networks built from "
             f"the current flags (was the run started with other settings?). Relaunch it with "
             f"--flagfile={os.path.join(workdir, 'flags.cfg')}, or use a new --workdir. "
             f"Details: {error}") from error
@@ -287,10 +443,11 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
 def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_name: str,
                  losses: Mapping[str, float], images_per_second: float,
                  seconds_per_step: float) -> None:
-    """Writes the losses to TensorBoard and metrics.jsonl, and one progress line."""
+    """Writes the losses to metrics.jsonl, the speed to TensorBoard, and one progress line.
+
+    The losses reach TensorBoard from inside the compiled loop (`compiled_loops`).
+    """
     with writer.as_default(step=step):
-        for key, value in losses.items():
-            tf.summary.scalar(f"loss/{key}", value)
         tf.summary.scalar("images_per_second", images_per_second)
     append_metrics(metrics_path, {"step": step, "split": "train", "phase": phase_name,
                                   "images_per_second": images_per_second, **losses})
@@ -338,6 +495,11 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       NonFiniteLossError: a loss became NaN or infinite (nothing is saved).
     """
     strategy = strategy or tf.distribute.get_strategy()
+    # Under --strategy=multi_worker every worker runs this loop and joins each
+    # save (variables are read collectively), but only the chief writes the
+    # run's files; the others save into a scratch folder that is then deleted.
+    chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+             or is_chief("multi_worker"))
     prepare_workdir(config.workdir)
     metrics_path = os.path.join(config.workdir, "metrics.jsonl")
 
@@ -346,35 +508,61 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         phase_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
         task.build_optimizers()
     checkpoint = tf.train.Checkpoint(step=step_var, phase=phase_var, **task.checkpoint_items())
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir(config.workdir),
-                                         max_to_keep=config.keep_checkpoints)
-    if manager.latest_checkpoint:
-        restore_latest(checkpoint, manager, config.workdir)
-        logging.info("Resumed from %s at step %d (phase %s).", manager.latest_checkpoint,
+    save_dir = (checkpoint_dir(config.workdir) if chief else
+                os.path.join(config.workdir, "worker_scratch", f"{socket.gethostname()}."
+                             f"{os.getpid()}"))
+    if chief:
+        check_free_space(save_dir, checkpoint_bytes(task.checkpoint_items()),
+                         config.keep_checkpoints)
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=config.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
+    if latest:
+        restore_checkpoint(checkpoint, latest, config.workdir)
+        logging.info("Resumed from %s at step %d (phase %s).", latest,
                      int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
     start_step = int(step_var.numpy())
     current_phase = int(phase_var.numpy())  # read once; kept in Python, not read every step
-    truncate_metrics_log(metrics_path, start_step)
+    if chief:
+        truncate_metrics_log(metrics_path, start_step)
     if start_step >= config.num_steps:
         logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
                      config.num_steps)
         return TrainResult(step=start_step, interrupted=False, last_losses={})
 
     dataset = make_train_dataset(start_step * config.batch_size)
+    # Each global batch is split over the replicas (and workers); never shard by
+    # files, which would change the data with the number of workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    steps_for_phase = compiled_steps(task, strategy, config.jit_compile)
-    train_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
-    eval_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "eval"))
+    if chief:
+        train_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
+        eval_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "eval"))
+    else:
+        train_writer = eval_writer = tf.summary.create_noop_writer()
+    loops_for_phase = compiled_loops(task, strategy, jit_compile=config.jit_compile,
+                                     step_var=step_var, writer=train_writer,
+                                     log_every=config.log_every, num_steps=config.num_steps)
 
     saved_steps = {start_step}
 
     def save(step: int) -> None:
-        path = manager.save(checkpoint_number=step)
+        try:
+            path = manager.save(checkpoint_number=step)
+        except tf.errors.OpError as error:
+            # The index still names the previous checkpoint, which stays usable.
+            raise OSError(f"Could not write the checkpoint of step {step} to {save_dir} "
+                          f"(disk full?): {error.message}. The previous checkpoint is kept; "
+                          "free some space and rerun to resume.") from error
         saved_steps.add(step)
-        logging.info("Saved checkpoint %s.", path)
+        if chief:
+            logging.info("Saved checkpoint %s.", path)
+        else:
+            shutil.rmtree(save_dir, ignore_errors=True)
 
     def write_samples(step: int) -> None:
-        if sample_batch is None:
+        if sample_batch is None or not chief:
             return
         outputs = {k: v.numpy() for k, v in task.predict(sample_batch).items()}
         png = os.path.join(config.workdir, "samples", f"step_{step:08d}.png")
@@ -383,7 +571,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
             tf.summary.image("samples", visualize.sample_grid(outputs)[None])
 
     def run_eval(step: int) -> None:
-        if eval_dataset is None:
+        if eval_dataset is None or not chief:
             return
         values = evaluate(task, eval_dataset)
         with eval_writer.as_default(step=step):
@@ -404,21 +592,23 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
                 logging.info("Step %d: entering phase %s.", step, task.phase_name(phase))
                 phase_var.assign(phase)
                 current_phase = phase
-            batch = next(iterator)
-            losses = {k: float(v) for k, v in steps_for_phase(phase)(batch).items()}
-            bad = sorted(k for k, v in losses.items() if not math.isfinite(v))
-            if bad:
+            count = steps_until_event(step, config, task.phase_at)
+            last_losses, all_finite, first_bad = loops_for_phase(phase)(
+                iterator, tf.constant(count, tf.int64))
+            losses = {k: float(v) for k, v in last_losses.items()}
+            if not bool(all_finite):
                 raise NonFiniteLossError(
-                    f"Non-finite loss at step {step + 1}: "
-                    + ", ".join(f"{k}={losses[k]}" for k in bad)
+                    f"Non-finite loss at step {int(first_bad)}"
+                    + (": " + ", ".join(f"{k}={v}" for k, v in losses.items()
+                                        if not math.isfinite(v))
+                       if count == 1 else f" (last losses: {losses})")
                     + f". Stopped without saving; the last good checkpoint in "
                     f"{manager.directory} is kept. Lower the learning rate, or try "
                     "--mixed_precision=none if it is on, then rerun to resume.")
-            step += 1
-            window_steps += 1
-            step_var.assign(step)
+            step += count
+            window_steps += count
 
-            if step % config.log_every == 0 or step == config.num_steps:
+            if chief and (step % config.log_every == 0 or step == config.num_steps):
                 elapsed = time.perf_counter() - window_start
                 log_progress(train_writer, metrics_path, step=step, num_steps=config.num_steps,
                              phase_name=task.phase_name(phase), losses=losses,

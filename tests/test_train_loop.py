@@ -4,6 +4,7 @@ import json
 import math
 import os
 import signal
+import types
 
 import keras
 import numpy as np
@@ -260,3 +261,124 @@ def test_bad_precision_and_strategy_names():
 def test_progress_duration_format():
     assert train_loop.format_duration(3725) == "1:02:05"
     assert train_loop.format_duration(float("inf")) == "?"
+
+
+def test_steps_until_event_stops_at_every_host_event():
+    cfg = config("unused", num_steps=100, log_every=10, checkpoint_every=25, sample_every=40,
+                 eval_every=50, steps_per_loop=8)
+    one_phase = lambda step: 0  # noqa: E731
+    assert train_loop.steps_until_event(0, cfg, one_phase) == 8  # steps_per_loop
+    assert train_loop.steps_until_event(8, cfg, one_phase) == 2  # log at 10
+    assert train_loop.steps_until_event(20, cfg, one_phase) == 5  # checkpoint at 25
+    assert train_loop.steps_until_event(37, cfg, one_phase) == 3  # log and sample at 40
+    assert train_loop.steps_until_event(98, cfg, one_phase) == 2  # end at 100
+    switch_at_33 = lambda step: int(step >= 33)  # noqa: E731
+    assert train_loop.steps_until_event(30, cfg, switch_at_33) == 3  # phase change at 33
+    assert train_loop.steps_until_event(33, cfg, switch_at_33) == 7
+
+
+def _loss_events(event_dir):
+    """(step, value) of the 'loss/loss' scalars written to TensorBoard."""
+    from tensorboard.backend.event_processing import event_accumulator
+    accumulator = event_accumulator.EventAccumulator(str(event_dir),
+                                                     size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return [(e.step, float(tf.make_ndarray(e.tensor_proto)))
+            for e in accumulator.Tensors("loss/loss")]
+
+
+def test_several_steps_per_call_train_exactly_like_one_step_per_call(tmp_path):
+    runs = {}
+    for steps_per_loop in (1, 5):
+        keras.utils.set_random_seed(4)
+        task = TinyTask(phase_switch=7)
+        workdir = tmp_path / str(steps_per_loop)
+        result = train_loop.train(task, make_dataset, config(
+            workdir, num_steps=12, log_every=4, checkpoint_every=6, sample_every=100,
+            eval_every=100, steps_per_loop=steps_per_loop))
+        runs[steps_per_loop] = (weights(task), read_metrics(workdir), result,
+                                _loss_events(workdir / "train"))
+    (w1, m1, r1, e1), (w5, m5, r5, e5) = runs[1], runs[5]
+    for a, b in zip(w1, w5):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert [r["step"] for r in m5] == [4, 8, 12] == [r["step"] for r in m1]
+    assert [r["phase"] for r in m5] == ["0", "1", "1"]
+    assert r5.last_losses == pytest.approx(r1.last_losses)
+    # The in-graph summaries: written at the logged steps only, equal to metrics.jsonl.
+    assert [s for s, _ in e5] == [4, 8, 12]
+    assert [v for _, v in e5] == pytest.approx([r["loss"] for r in m5])
+    assert [v for _, v in e5] == pytest.approx([v for _, v in e1])
+
+
+def test_non_finite_loss_inside_a_multi_step_call_names_its_step(tmp_path):
+    with pytest.raises(train_loop.NonFiniteLossError, match="step 5 "):
+        train_loop.train(TinyTask(), lambda start: make_dataset(start, poison_at=4),
+                         config(tmp_path, num_steps=10, log_every=8, checkpoint_every=4,
+                                steps_per_loop=8))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+
+
+def test_full_disk_is_refused_at_start_naming_the_workdir(tmp_path, monkeypatch):
+    task = TinyTask()
+    # TinyTask: 84 weights, plus Adam's two slots and its counters.
+    assert train_loop.checkpoint_bytes({"model": task.model}) == 84 * 4
+    real_usage = train_loop.shutil.disk_usage
+    monkeypatch.setattr(train_loop.shutil, "disk_usage",
+                        lambda path: real_usage(path)._replace(free=10 * 2**20))
+    with pytest.raises(OSError, match="--workdir: not enough free disk space.*10 MB free"):
+        train_loop.train(task, make_dataset, config(tmp_path))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_resume_uses_it(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(5)
+    train_loop.train(TinyTask(), make_dataset, config(tmp_path, num_steps=2))
+    real_save = tf.train.CheckpointManager.save
+
+    def save_that_dies_half_way(manager, checkpoint_number=None, **kwargs):
+        # Part of the data is on disk, then the write fails (a full disk, a kill).
+        prefix = os.path.join(manager.directory, f"ckpt-{checkpoint_number}")
+        with open(prefix + ".data-00000-of-00001", "wb") as f:
+            f.write(b"\0" * 10)
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_that_dies_half_way)
+    with pytest.raises(OSError, match="checkpoint of step 4.*previous checkpoint is kept"):
+        train_loop.train(TinyTask(), make_dataset, config(tmp_path, num_steps=6))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    result = train_loop.train(TinyTask(), make_dataset, config(tmp_path, num_steps=6))
+    assert result.step == 6
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_batch_must_split_evenly_over_replicas():
+    four_replicas = types.SimpleNamespace(num_replicas_in_sync=4)
+    assert train_loop.check_batch_divides(8, four_replicas) == 2
+    with pytest.raises(ValueError, match=r"--batch_size \(6\).*multiple of the number of "
+                                         r"replicas \(4\)"):
+        train_loop.check_batch_divides(6, four_replicas)
+
+
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="--strategy=multi_worker needs the TF_CONFIG"):
+        train_loop.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        train_loop.make_strategy("multi_worker")
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}', True),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}', False),
+    ('{"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", '
+     '"index": 0}}', False),
+    ('{"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", '
+     '"index": 0}}', True),
+])
+def test_only_the_chief_writes_the_run_files(monkeypatch, tf_config, chief):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert train_loop.is_chief("multi_worker") is chief
+    assert train_loop.is_chief("mirrored")  # TF_CONFIG only matters to multi_worker
