@@ -130,16 +130,32 @@ def generator_bce_loss(fake_logits):
     return bce_with_logits(fake_logits, True)
 
 
+def batch_mean(x):
+    """Mean of `x` over the global batch, also when it is split over replicas.
+
+    A plain `reduce_mean` on one replica would see only its share of the batch.
+    The sum and count are all-reduced instead; the all-reduce's gradient is
+    the all-reduce of the upstream gradients, so gradients stay exact too.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tf.reduce_mean(x)
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(x))
+    count = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.size(x), x.dtype))
+    return total / count
+
+
 def ragan_discriminator_loss(real_logits, fake_logits):
     """Relativistic average GAN discriminator loss, as in DMFN's official code.
 
     [BCE(real - mean(fake), 1) + BCE(fake - mean(real), 0)] / 2.
     The means are over all elements of the logits (the batch, for [N, 1]
-    logits), like `torch.mean` in the reference implementation.
+    logits), like `torch.mean` in the reference implementation, and over the
+    global batch when it is split over replicas (`batch_mean`).
     """
     real_logits, fake_logits = _as_float32(real_logits, fake_logits)
-    real_vs_fake = real_logits - tf.reduce_mean(fake_logits)
-    fake_vs_real = fake_logits - tf.reduce_mean(real_logits)
+    real_vs_fake = real_logits - batch_mean(fake_logits)
+    fake_vs_real = fake_logits - batch_mean(real_logits)
     return 0.5 * (bce_with_logits(real_vs_fake, True) + bce_with_logits(fake_vs_real, False))
 
 
@@ -153,6 +169,6 @@ def ragan_generator_loss(real_logits, fake_logits):
     """
     real_logits, fake_logits = _as_float32(real_logits, fake_logits)
     real_logits = tf.stop_gradient(real_logits)
-    real_vs_fake = real_logits - tf.reduce_mean(fake_logits)
-    fake_vs_real = fake_logits - tf.reduce_mean(real_logits)
+    real_vs_fake = real_logits - batch_mean(fake_logits)
+    fake_vs_real = fake_logits - batch_mean(real_logits)
     return 0.5 * (bce_with_logits(real_vs_fake, False) + bce_with_logits(fake_vs_real, True))

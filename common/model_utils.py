@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 
 
 def count_trainable_params(*models: keras.Model) -> int:
@@ -30,3 +31,18 @@ def normal_initializer(mean: float = 0.0, stddev: float = 0.02) -> keras.initial
     seed is set, avoids both.
     """
     return keras.initializers.RandomNormal(mean=mean, stddev=stddev)
+
+
+def batch_norm(name: str, gamma_initializer: keras.initializers.Initializer | str = "ones"
+               ) -> keras.layers.BatchNormalization:
+    """Torch-default BatchNorm (momentum 0.1, i.e. Keras 0.9; eps 1e-5).
+
+    Built inside a strategy's scope with several replicas (`--strategy=mirrored`
+    or `multi_worker`), the batch statistics are synchronised across replicas,
+    so they are those of the global batch, as when the papers trained on one
+    GPU. On one device the ordinary (cheaper, more precise) moments are used.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                           gamma_initializer=gamma_initializer,
+                                           synchronized=replicas > 1, name=name)

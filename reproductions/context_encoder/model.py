@@ -23,15 +23,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common import model_utils
 from common.model_utils import normal_initializer
 
 VARIANTS = ("center", "random_region")
 
 
 def _batch_norm(name: str) -> layers.Layer:
-    # Torch defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                     gamma_initializer=normal_initializer(1.0, 0.02), name=name)
+    # DCGAN's N(1, 0.02) scale initialisation, as in the official code.
+    return model_utils.batch_norm(name, gamma_initializer=normal_initializer(1.0, 0.02))
 
 
 def _conv(filters: int, name: str, strides: int = 2, padding: str = "same") -> layers.Layer:

@@ -32,6 +32,7 @@ import math
 import keras
 from keras import layers
 
+from common import model_utils
 from common.model_utils import normal_initializer
 
 DMFB_VARIANTS = ("official", "paper")
@@ -113,9 +114,8 @@ def _branch(inputs, channels: int, prefix: str):
         x = layers.Conv2D(channels * min(2 ** i, 8), 5, strides=2, padding="same",
                           kernel_initializer=normal_initializer(0.0, 0.02),
                           name=f"{prefix}_conv{i + 1}")(x)
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                      gamma_initializer=normal_initializer(1.0, 0.02),
-                                      name=f"{prefix}_bn{i + 1}")(x)
+        x = model_utils.batch_norm(f"{prefix}_bn{i + 1}",
+                                   gamma_initializer=normal_initializer(1.0, 0.02))(x)
         x = layers.LeakyReLU(0.2, name=f"{prefix}_lrelu{i + 1}")(x)
         maps.append(x)
     x = layers.Flatten(name=f"{prefix}_flatten")(x)

@@ -26,6 +26,8 @@ import math
 import keras
 from keras import layers
 
+from common import model_utils
+
 # (kind, filter multiple of the base width, kernel, stride, dilation) of layers 1-16.
 COMPLETION_LAYERS = (
     ("conv", 1, 5, 1, 1),
@@ -48,8 +50,8 @@ COMPLETION_LAYERS = (
 
 
 def _batch_norm(name: str) -> layers.Layer:
-    # Torch's defaults (momentum 0.1, eps 1e-5), as in the official code's framework.
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+    # Torch's defaults, as in the official code's framework.
+    return model_utils.batch_norm(name)
 
 
 def build_completion_network(channels: int = 64) -> keras.Model:
