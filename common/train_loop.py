@@ -560,6 +560,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
             logging.info("Saved checkpoint %s.", path)
         else:
             shutil.rmtree(save_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the last worker out removes the folder
+                os.rmdir(os.path.dirname(save_dir))
 
     def write_samples(step: int) -> None:
         if sample_batch is None or not chief:
