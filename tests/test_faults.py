@@ -1,0 +1,86 @@
+"""Runs that survive faults: a training process killed with SIGKILL at random moments.
+
+A real `train.py` subprocess is killed (no handler can run) several times and
+restarted with the same command each time. Every restart must resume from the
+last checkpoint, which must always be complete and readable, and the run must
+end with exactly the weights of an uninterrupted run of the same seed.
+"""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from helpers import REPO, configs_dir, run_cli, train_script
+
+ARGS = [f"--flagfile={configs_dir('context_encoder')}/smoke.cfg", "--max_steps=40",
+        "--checkpoint_every=2", "--log_every=2", "--sample_every=1000", "--eval_every=1000",
+        "--keep_checkpoints=2"]
+
+
+def final_weights(workdir):
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    return path, {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)}
+
+
+def latest_step(workdir):
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if path is None:
+        return 0
+    tf.train.load_checkpoint(path)  # complete and readable, or this raises
+    return int(path.rsplit("-", 1)[1])
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    straight = run_cli("context_encoder", *ARGS, f"--workdir={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    workdir = tmp_path / "killed"
+    command = [sys.executable, train_script("context_encoder"), *ARGS, f"--workdir={workdir}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    rng = random.Random(7)
+    # The first kill lands during start-up; the others once the run has saved a
+    # randomly chosen step, after a random delay, so they hit training steps and
+    # saves alike.
+    targets = [None] + sorted(rng.sample(range(4, 38, 2), 3))
+    saved_before = 0
+    for target in targets:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        if target is None:
+            time.sleep(rng.uniform(0.5, 3.0))
+        else:
+            deadline = time.monotonic() + 120
+            while latest_step(workdir) < target and process.poll() is None:
+                assert time.monotonic() < deadline, "the run made no progress"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        stderr = process.communicate()[1]
+        saved = latest_step(workdir)
+        assert saved >= max(saved_before, target or 0)  # checkpoints never go back
+        if "Resumed from" in stderr:
+            resumed_at = int(re.search(r"Resumed from \S+ at step (\d+)", stderr).group(1))
+            assert resumed_at == saved_before  # from the last checkpoint, not an earlier one
+        saved_before = saved
+    assert saved_before >= targets[-1]
+
+    finish = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert finish.returncode == 0, finish.stderr[-3000:]
+    assert f"at step {saved_before} " in finish.stderr  # lost only the unsaved steps
+
+    straight_path, straight_weights = final_weights(tmp_path / "straight")
+    killed_path, killed_weights = final_weights(workdir)
+    assert straight_path.endswith("ckpt-40") and killed_path.endswith("ckpt-40")
+    assert straight_weights.keys() == killed_weights.keys()
+    for name, value in straight_weights.items():
+        np.testing.assert_array_equal(killed_weights[name], value, err_msg=name)
