@@ -15,7 +15,6 @@ The last line printed is one JSON object. peak_memory_mb is the process's
 peak resident memory (CPU) or the device's peak allocation (GPU).
 """
 
-import importlib
 import json
 import os
 import platform
@@ -27,11 +26,13 @@ import time
 from absl import app
 from absl import flags
 
-# The paper decides which flags exist: read --paper before absl parses argv.
-_PAPER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--paper=")),
-              "context_encoder")
-_PAPER_TRAIN = importlib.import_module(f"reproductions.{_PAPER}.train")
-_PAPER_LIB = importlib.import_module(f"reproductions.{_PAPER}.train_lib")
+from reproductions import papers
+
+_PAPER = papers.paper_from_argv(sys.argv)
+try:
+    _PAPER_TRAIN, _PAPER_LIB = papers.import_paper(_PAPER)
+except ValueError as error:
+    sys.exit(f"error: {error}")
 
 flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
 flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
@@ -45,16 +46,6 @@ import tensorflow as tf  # noqa: E402
 
 from common import experiment  # noqa: E402
 from common import train_loop  # noqa: E402
-
-
-def _config_path(paper: str, config: str) -> str:
-    if os.path.exists(config):
-        return config
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "reproductions", paper, "configs", config)
-    if not os.path.exists(path):
-        raise app.UsageError(f"--config {config!r}: no such file (looked in {path}).")
-    return path
 
 
 def _peak_memory_mb() -> float:
@@ -133,5 +124,8 @@ if __name__ == "__main__":
     config_arg = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
     if config_arg:
         # The config goes first so that flags given on the command line win.
-        sys.argv.insert(1, f"--flagfile={_config_path(_PAPER, config_arg)}")
+        try:
+            sys.argv.insert(1, f"--flagfile={papers.config_path(_PAPER, config_arg)}")
+        except ValueError as error:
+            sys.exit(f"error: {error}")
     app.run(main)

@@ -115,6 +115,25 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
         "nor a file pattern that matches any TFRecord file.")
 
 
+def check_data_spec(spec: str) -> None:
+    """Fails fast, without decoding or downloading anything, if a spec cannot work:
+    an empty spec, a missing path, a folder without image files, an unknown
+    TensorFlow Datasets name. (Folders are checked file by file later.)"""
+    kind, value = parse_data_spec(spec)
+    if kind == "folder" and not image_files.find_image_files(value):
+        raise ValueError(f"the folder {value!r} holds no image file (expected "
+                         f"{', '.join(image_files.IMAGE_EXTENSIONS)}).")
+    if kind == "tfds":
+        import tensorflow_datasets as tfds
+
+        name = value.partition(":")[0].split("/")[0]
+        try:
+            tfds.builder_cls(name)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise ValueError(f"unknown TensorFlow Datasets name {name!r} in {spec!r}; see "
+                             "https://www.tensorflow.org/datasets/catalog.") from None
+
+
 @functools.lru_cache(maxsize=1)
 def _encoded_sample_photos() -> tuple[bytes, ...]:
     """JPEG bytes (quality 95) of scikit-image's bundled colour photos; encoded once."""

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from common import data as data_lib
 from common import train_loop
 
 
@@ -93,6 +94,12 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
                       "log_every", "checkpoint_every", "sample_every", "eval_every",
                       "keep_checkpoints", "shuffle_buffer", "steps_per_loop")
+    for name in ("train_data", "eval_data"):
+        if name == "train_data" or values[name].value:
+            try:
+                data_lib.check_data_spec(values[name].value)
+            except (ValueError, OSError) as error:
+                raise ValueError(f"--{name}: {error}") from error
     if values.eval_examples < values.batch_size and values.eval_data:
         raise ValueError(
             f"--eval_examples ({values.eval_examples}) must be at least --batch_size "

@@ -34,8 +34,7 @@ from common import baselines
 from common import experiment
 from common import train_loop
 from reproductions.glcic import postprocess
-
-PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
+from reproductions.papers import PAPERS
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Mapping
 
 import keras
@@ -73,9 +74,15 @@ class Config:
         if self.box_position not in BOX_POSITIONS:
             raise ValueError(f"--box_position must be one of {BOX_POSITIONS}, got "
                              f"{self.box_position!r}.")
-        if self.mask_type == "irregular" and not self.mask_dir:
-            raise ValueError("--mask_type=irregular needs --mask_dir (a folder of mask images, "
-                             "white = hole).")
+        if self.mask_type == "irregular":
+            if not self.mask_dir:
+                raise ValueError("--mask_type=irregular needs --mask_dir (a folder of mask "
+                                 "images, white = hole).")
+            if not os.path.isdir(self.mask_dir):
+                raise ValueError(f"--mask_dir {self.mask_dir!r} is not a folder.")
+            if not masks.find_image_files(self.mask_dir, masks.MASK_EXTENSIONS):
+                raise ValueError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
+                                 f"{', '.join(masks.MASK_EXTENSIONS)}).")
         if self.dmfb not in model_lib.DMFB_VARIANTS:
             raise ValueError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
                              f"{self.dmfb!r}.")

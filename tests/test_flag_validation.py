@@ -1,0 +1,69 @@
+"""Every bad flag is refused at start, in one line that names it, before any training."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, configs_dir, run_cli
+
+
+def smoke(paper):
+    return f"--flagfile={configs_dir(paper)}/smoke.cfg"
+
+
+def assert_refused(result, message, workdir=None):
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    if workdir is not None:  # refused before anything was trained or saved
+        assert not os.path.exists(os.path.join(workdir, "checkpoints"))
+
+
+@pytest.mark.parametrize("paper, flags, message", [
+    ("context_encoder", ["--batch_size=-4"], "--batch_size must be a positive integer, got -4"),
+    ("structural_inpainting", ["--steps_per_loop=0"],
+     "--steps_per_loop must be a positive integer, got 0"),
+    ("glcic", ["--image_size=64", "--local_size=128"],
+     "--local_size (128) must not exceed --image_size (64)"),
+    ("context_encoder", ["--load_size=100"], "--load_size (100) must be at least the crop size"),
+    ("context_encoder", ["--train_data=tfds:no_such_dataset_xyz"],
+     "--train_data: unknown TensorFlow Datasets name 'no_such_dataset_xyz'"),
+    ("context_encoder", ["--train_data=/no/such/folder"], "--train_data"),
+    ("dmfn", ["--mask_type=irregular", "--mask_dir=/no/such/masks"],
+     "--mask_dir '/no/such/masks' is not a folder"),
+])
+def test_bad_training_flags_are_refused_naming_the_flag(tmp_path, paper, flags, message):
+    workdir = str(tmp_path / "run")
+    assert_refused(run_cli(paper, smoke(paper), f"--workdir={workdir}", *flags), message, workdir)
+
+
+def test_folders_without_images_or_masks_are_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    result = run_cli("dmfn", smoke("dmfn"), f"--workdir={tmp_path / 'a'}", "--mask_type=irregular",
+                     f"--mask_dir={empty}")
+    assert_refused(result, f"--mask_dir '{empty}' holds no mask image")
+    result = run_cli("glcic", smoke("glcic"), f"--workdir={tmp_path / 'b'}",
+                     f"--eval_data={empty}")
+    assert_refused(result, f"--eval_data: the folder '{empty}' holds no image file")
+
+
+def test_unknown_enum_values_are_refused_by_the_flag_parser(tmp_path):
+    result = run_cli("context_encoder", smoke("context_encoder"), f"--workdir={tmp_path}",
+                     "--mixed_precision=float8")
+    assert result.returncode == 1
+    assert "--mixed_precision" in result.stderr and "float8" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--paper=nope"], "--paper: unknown paper 'nope'"),
+    (["--paper=glcic", "--config=nope.cfg"], "--config 'nope.cfg': no such file"),
+])
+def test_benchmark_refuses_an_unknown_paper_or_config(args, message):
+    result = subprocess.run([sys.executable, "benchmarks/train_throughput.py", *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert_refused(result, message)
