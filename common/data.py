@@ -16,7 +16,9 @@ parallel C++ and nothing runs in Python per image.
 
 Determinism: all randomness of an example (its crop, flip and mask) is drawn
 from stateless ops seeded by ``(seed, index)``, where ``index`` counts examples
-from the start of training. Shuffling is seeded too. So the same seed gives the
+from the start of training. Shuffling is seeded too (its order also depends on
+TensorFlow's global seed, which ``experiment.run`` sets from ``--seed`` before
+building any pipeline). So the same seed gives the
 same batches, and a run resumed at step ``s`` rebuilds the stream and skips the
 first ``s * batch_size`` examples *before* decoding, which is cheap, instead of
 checkpointing the iterator.
