@@ -6,12 +6,14 @@ loop supplies everything else:
 
   * automatic resume from ``workdir/checkpoints`` (models, optimizers, step and
     training phase), keep-N checkpoints, a save on Ctrl-C / SIGTERM;
-  * a ``tf.function`` step (optionally XLA-compiled), run under a
-    ``tf.distribute`` strategy;
+  * a ``tf.function`` loop that runs several steps per call (optionally with an
+    XLA-compiled step), under a ``tf.distribute`` strategy; under
+    ``multi_worker`` only the chief writes files;
   * TensorBoard scalars and image grids (``workdir/train``, ``workdir/eval``),
     ``workdir/metrics.jsonl`` and PNG grids under ``workdir/samples/``;
   * a progress line with images/s and ETA;
-  * a guard that stops on a non-finite loss before it can be checkpointed.
+  * a guard that stops on a non-finite loss before it can be checkpointed;
+  * a check at start that the disk can hold the checkpoints.
 
 Checkpoints are written by ``tf.train.CheckpointManager``: the data files are
 written first and the ``checkpoint`` index is replaced atomically afterwards,
@@ -203,7 +205,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if not tf_config():
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(the cluster's workers and this process's task); see README, "
-                             "'Training on several GPUs or machines'.")
+                             "'Several GPUs or machines'.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"--strategy must be one of {list(STRATEGIES)}, got {name!r}.")
 
