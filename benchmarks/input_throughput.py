@@ -27,10 +27,8 @@ The last line printed is one JSON object.
 """
 
 import functools
-import importlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,11 +36,9 @@ import time
 from absl import app
 from absl import flags
 
-# The paper decides which flags exist: read --paper before absl parses argv.
-_PAPER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--paper=")),
-              "context_encoder")
-_PAPER_TRAIN = importlib.import_module(f"reproductions.{_PAPER}.train")
-_PAPER_LIB = importlib.import_module(f"reproductions.{_PAPER}.train_lib")
+from reproductions import papers
+
+_PAPER, _PAPER_TRAIN, _PAPER_LIB = papers.paper_from_argv()
 
 flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
 flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
@@ -55,28 +51,9 @@ flags.DEFINE_integer("tfrecord_shards", 0, "If > 0, also pack the --train_data f
                      lower_bound=0)
 FLAGS = flags.FLAGS
 
-import tensorflow as tf  # noqa: E402
-
 from common import data as data_lib  # noqa: E402
 from common import experiment  # noqa: E402
 from common import tfrecords  # noqa: E402
-
-
-def _config_path(paper: str, config: str) -> str:
-    if os.path.exists(config):
-        return config
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "reproductions", paper, "configs", config)
-    if not os.path.exists(path):
-        raise app.UsageError(f"--config {config!r}: no such file (looked in {path}).")
-    return path
-
-
-def _device() -> str:
-    """The host CPU, which runs the pipeline; GPUs, if any, named first."""
-    cpu = f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU, {cpu}" if gpus else cpu
 
 
 def time_pipeline(dataset_fn, batches: int, warmup: int) -> tuple[float, float]:
@@ -136,13 +113,10 @@ def main(argv):
             print(f"{name}: {results['images_per_second'][name]} images/s "
                   f"({1000 * seconds / FLAGS.batches:.0f} ms/batch of {batch_size}; "
                   f"start-up {startup:.1f} s)", file=sys.stderr)
-    results["device"] = _device()
+    results["device"] = papers.device_description()
     print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    config_arg = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
-    if config_arg:
-        # The config goes first so that flags given on the command line win.
-        sys.argv.insert(1, f"--flagfile={_config_path(_PAPER, config_arg)}")
+    papers.insert_config_flagfile(_PAPER)
     app.run(main)

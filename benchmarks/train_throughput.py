@@ -16,8 +16,6 @@ peak resident memory (CPU) or the device's peak allocation (GPU).
 """
 
 import json
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -28,11 +26,7 @@ from absl import flags
 
 from reproductions import papers
 
-_PAPER = papers.paper_from_argv(sys.argv)
-try:
-    _PAPER_TRAIN, _PAPER_LIB = papers.import_paper(_PAPER)
-except ValueError as error:
-    sys.exit(f"error: {error}")
+_PAPER, _PAPER_TRAIN, _PAPER_LIB = papers.paper_from_argv()
 
 flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
 flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
@@ -114,18 +108,10 @@ def main(argv):
         print(f"{name}: {results[name]} ({1000 * seconds / FLAGS.steps:.0f} ms/step)",
               file=sys.stderr)
     results["peak_memory_mb"] = round(_peak_memory_mb(), 1)
-    gpus = tf.config.list_physical_devices("GPU")
-    results["device"] = (f"{len(gpus)} GPU" if gpus else
-                         f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
+    results["device"] = papers.device_description()
     print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    config_arg = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
-    if config_arg:
-        # The config goes first so that flags given on the command line win.
-        try:
-            sys.argv.insert(1, f"--flagfile={papers.config_path(_PAPER, config_arg)}")
-        except ValueError as error:
-            sys.exit(f"error: {error}")
+    papers.insert_config_flagfile(_PAPER)
     app.run(main)

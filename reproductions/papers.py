@@ -1,9 +1,11 @@
-"""The four reproductions by folder name, for tools that take a --paper flag."""
+"""The four reproductions by folder name, for tools that take --paper and --config."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import platform
+import sys
 import types
 
 PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
@@ -34,7 +36,39 @@ def config_path(paper: str, config: str) -> str:
     return path
 
 
-def paper_from_argv(argv: list[str], default: str = "context_encoder") -> str:
-    """--paper from a raw command line, read before absl parses it: the paper
-    decides which flags exist."""
-    return next((a.split("=", 1)[1] for a in argv if a.startswith("--paper=")), default)
+def _argv_value(argv: list[str], name: str, default: str) -> str:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")), default)
+
+
+def paper_from_argv(argv: list[str] = sys.argv,
+                    default: str = "context_encoder") -> tuple[str, types.ModuleType,
+                                                               types.ModuleType]:
+    """(paper, train module, train_lib module) for the --paper of a raw command line.
+
+    Benchmarks read it before absl parses the command line, because the paper
+    decides which flags exist. Exits with a one-line error for an unknown paper.
+    """
+    paper = _argv_value(argv, "paper", default)
+    try:
+        return (paper, *import_paper(paper))
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+def insert_config_flagfile(paper: str, argv: list[str] = sys.argv) -> None:
+    """Turns --config=NAME into a --flagfile placed first, so later flags override it."""
+    config = _argv_value(argv, "config", "")
+    if config:
+        try:
+            argv.insert(1, f"--flagfile={config_path(paper, config)}")
+        except ValueError as error:
+            sys.exit(f"error: {error}")
+
+
+def device_description() -> str:
+    """The machine a benchmark ran on: GPUs, if any, then the host CPU."""
+    import tensorflow as tf
+
+    cpu = f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU, {cpu}" if gpus else cpu
