@@ -13,7 +13,8 @@ from helpers import REPO, configs_dir, train_script
 def test_two_deterministic_runs_give_identical_weights(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     runs = [subprocess.Popen(
-        [sys.executable, train_script("glcic"), f"--flagfile={configs_dir('glcic')}/smoke.cfg",
+        [sys.executable, train_script("context_encoder"),
+         f"--flagfile={configs_dir('context_encoder')}/smoke.cfg",
          f"--workdir={tmp_path / name}", "--deterministic", "--seed=3"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for name in ("a", "b")]
@@ -24,7 +25,7 @@ def test_two_deterministic_runs_give_identical_weights(tmp_path):
     assert os.path.basename(paths[0]) == os.path.basename(paths[1])
     readers = [tf.train.load_checkpoint(p) for p in paths]
     names = [n for n, _ in tf.train.list_variables(paths[0])]
-    assert any(n.startswith("completion/") for n in names)
+    assert any(n.startswith("generator/") for n in names)
     for name in names:
         np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name),
                                       err_msg=name)
