@@ -122,7 +122,7 @@ def check_data_spec(spec: str) -> None:
     an empty spec, a missing path, a folder without image files, an unknown
     TensorFlow Datasets name. (Folders are checked file by file later.)"""
     kind, value = parse_data_spec(spec)
-    if kind == "folder" and not image_files.find_image_files(value):
+    if kind == "folder" and not image_files.has_image_file(value):
         raise ValueError(f"the folder {value!r} holds no image file (expected "
                          f"{', '.join(image_files.IMAGE_EXTENSIONS)}).")
     if kind == "tfds":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from absl import logging
 from PIL import Image
@@ -30,16 +30,26 @@ class ImageFolder:
     skipped: tuple[tuple[str, str], ...]  # (path, reason)
 
 
-def find_image_files(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
-    """Returns the sorted paths of files under `folder` (recursively) with an image extension."""
+def iter_image_files(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Iterator[str]:
+    """Yields the paths of files under `folder` (recursively) with an image extension,
+    walking lazily, so that `has_image_file` can stop at the first one."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Image folder {folder!r} does not exist or is not a folder.")
     extensions = tuple(e.lower() for e in extensions)
-    found = []
     for root, dirs, names in os.walk(folder, followlinks=True):
         dirs.sort()
-        found.extend(os.path.join(root, n) for n in sorted(names) if n.lower().endswith(extensions))
-    return sorted(found)
+        yield from (os.path.join(root, n) for n in sorted(names) if n.lower().endswith(extensions))
+
+
+def find_image_files(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
+    """Returns the sorted paths of files under `folder` (recursively) with an image extension."""
+    return sorted(iter_image_files(folder, extensions))
+
+
+def has_image_file(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> bool:
+    """Whether `folder` holds at least one such file; a start-up check that does not list
+    a large folder in full (the pipeline lists it once, later)."""
+    return next(iter_image_files(folder, extensions), None) is not None
 
 
 def check_image_file(path: str) -> str | None:

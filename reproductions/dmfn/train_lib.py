@@ -26,6 +26,7 @@ from absl import logging
 
 from common import data as data_lib
 from common import experiment
+from common import image_files
 from common import flags as common_flags
 from common import losses as common_losses
 from common import masks
@@ -80,7 +81,7 @@ class Config:
                                  "images, white = hole).")
             if not os.path.isdir(self.mask_dir):
                 raise ValueError(f"--mask_dir {self.mask_dir!r} is not a folder.")
-            if not masks.find_image_files(self.mask_dir, masks.MASK_EXTENSIONS):
+            if not image_files.has_image_file(self.mask_dir, masks.MASK_EXTENSIONS):
                 raise ValueError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
                                  f"{', '.join(masks.MASK_EXTENSIONS)}).")
         if self.dmfb not in model_lib.DMFB_VARIANTS:
