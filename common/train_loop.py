@@ -602,11 +602,9 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
             losses = {k: float(v) for k, v in last_losses.items()}
             if not bool(all_finite):
                 raise NonFiniteLossError(
-                    f"Non-finite loss at step {int(first_bad)}"
-                    + (": " + ", ".join(f"{k}={v}" for k, v in losses.items()
-                                        if not math.isfinite(v))
-                       if count == 1 else f" (last losses: {losses})")
-                    + f". Stopped without saving; the last good checkpoint in "
+                    f"Non-finite loss at step {int(first_bad)} (losses at step {step + count}: "
+                    + ", ".join(f"{k}={v}" for k, v in losses.items())
+                    + f"). Stopped without saving; the last good checkpoint in "
                     f"{manager.directory} is kept. Lower the learning rate, or try "
                     "--mixed_precision=none if it is on, then rerun to resume.")
             step += count
