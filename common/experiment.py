@@ -78,6 +78,36 @@ def read_paper_config(workdir: str) -> tuple[str, dict]:
     return record["paper"], record["config"]
 
 
+# Fields added to the papers' configs after runs had been written without them,
+# and the value those older runs had in effect: GLCIC and DMFN padded their
+# stride-2 convolutions TensorFlow's way before they padded as their references.
+LEGACY_FIELD_VALUES = {"conv_padding": "tf_same"}
+
+
+def with_legacy_fields(config_class, fields: dict) -> dict:
+    """`fields` of an older config.json completed with what that run had in effect."""
+    names = {field.name for field in dataclasses.fields(config_class)}
+    missing = {k: v for k, v in LEGACY_FIELD_VALUES.items() if k in names and k not in fields}
+    return {**fields, **missing}
+
+
+def check_legacy_resume(workdir: str, config) -> None:
+    """Refuses to resume an older run with a value it was not trained with.
+
+    Without this, resuming a run trained with TensorFlow's padding would
+    silently continue it with the other padding (the weights fit both shapes).
+    """
+    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        return
+    _, recorded = read_paper_config(workdir)
+    for name, legacy in LEGACY_FIELD_VALUES.items():
+        if hasattr(config, name) and name not in recorded and getattr(config, name) != legacy:
+            raise ValueError(
+                f"{workdir} holds a run trained with --{name}={legacy} (it was written before "
+                f"that flag existed); resume it with --{name}={legacy}, or start a new "
+                f"--workdir for --{name}={getattr(config, name)}.")
+
+
 def set_determinism(seed: int, deterministic: bool) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras; with `deterministic`, also makes
     every op deterministic (TensorFlow then raises for an op that has no
@@ -106,6 +136,7 @@ def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
     strategy = train_loop.make_strategy(run_config.strategy)
     train_loop.check_batch_divides(run_config.data.batch_size, strategy)
     if train_loop.is_chief(run_config.strategy):
+        check_legacy_resume(run_config.loop.workdir, config)
         write_paper_config(run_config.loop.workdir, paper, config)
     train_loop.set_precision(run_config.mixed_precision)
     set_determinism(run_config.data.seed, run_config.deterministic)

@@ -77,7 +77,7 @@ def load_task(workdir: str) -> tuple[str, train_loop.Task]:
     if paper not in PAPERS:
         raise ValueError(f"{workdir}/config.json names an unknown paper {paper!r}.")
     train_lib = importlib.import_module(f"reproductions.{paper}.train_lib")
-    config = train_lib.Config(**fields)
+    config = train_lib.Config(**experiment.with_legacy_fields(train_lib.Config, fields))
     if hasattr(config, "vgg_weights"):
         # Inference needs no VGG (it only serves the training losses); don't
         # download ImageNet weights for it.

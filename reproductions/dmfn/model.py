@@ -23,6 +23,12 @@ logit. It also returns the local branch's post-activation feature maps, for
 discriminator feature matching.
 
 Initialisation as the authors': conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02).
+
+Padding is PyTorch's: every convolution pads (k - 1) / 2 * dilation on every
+side (`padding="symmetric"`), as the authors' `conv_block` does. TensorFlow's
+"same" is the same at stride 1, but at stride 2 and an even size it pads
+(0, 1) for a 3x3 and (1, 2) for a 5x5 kernel, which shifts the sampling
+grid; `padding="tf_same"` is that older form, for runs trained with it.
 """
 
 from __future__ import annotations
@@ -38,16 +44,16 @@ from common.model_utils import normal_initializer
 DMFB_VARIANTS = ("official", "paper")
 
 
-def _conv(filters: int, kernel: int, name: str, strides: int = 1,
-          dilation: int = 1) -> layers.Layer:
-    return layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation, padding="same",
-                         kernel_initializer=normal_initializer(0.0, 0.02), name=name)
+def _conv(filters: int, kernel: int, name: str, strides: int = 1, dilation: int = 1,
+          padding: str = "symmetric") -> layers.Layer:
+    return model_utils.conv2d(filters, kernel, strides=strides, dilation=dilation,
+                              padding=padding, kernel_initializer=normal_initializer(0.0, 0.02),
+                              name=name)
 
 
 def _instance_norm(name: str) -> layers.Layer:
     # PyTorch's InstanceNorm2d(affine=False): per-sample, per-channel, no parameters.
-    return layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5,
-                                     name=name)
+    return model_utils.InstanceNormalization(epsilon=1e-5, name=name)
 
 
 def _norm_relu(x, name: str):
@@ -79,7 +85,8 @@ def dmfb_paper(x, name: str, channels: int = 256, branch: int = 64):
     return layers.Add(name=f"{name}_residual")([x, y])
 
 
-def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int = 64) -> keras.Model:
+def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int = 64,
+                    padding: str = "symmetric") -> keras.Model:
     """The DMFN generator: [N, H, W, 4] -> [N, H, W, 3] in [-1, 1] (H, W multiples of 4)."""
     if dmfb not in DMFB_VARIANTS:
         raise ValueError(f"--dmfb must be one of {DMFB_VARIANTS}, got {dmfb!r}.")
@@ -87,9 +94,9 @@ def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int =
     c = channels
     inputs = keras.Input((None, None, 4), name="masked_image_and_mask")
     x = layers.ReLU(name="enc1_relu")(_conv(c, 5, "enc1")(inputs))
-    x = _norm_relu(_conv(2 * c, 3, "enc2", strides=2)(x), "enc2")
+    x = _norm_relu(_conv(2 * c, 3, "enc2", strides=2, padding=padding)(x), "enc2")
     x = _norm_relu(_conv(2 * c, 3, "enc3")(x), "enc3")
-    x = _norm_relu(_conv(4 * c, 3, "enc4", strides=2)(x), "enc4")
+    x = _norm_relu(_conv(4 * c, 3, "enc4", strides=2, padding=padding)(x), "enc4")
     for i in range(num_blocks):
         x = block(x, f"dmfb{i + 1}", channels=4 * c, branch=c)
     x = _norm_relu(_conv(4 * c, 3, "dec1")(x), "dec1")
@@ -104,16 +111,15 @@ def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int =
     return keras.Model(inputs, outputs, name=f"dmfn_generator_{dmfb}")
 
 
-def _branch(inputs, channels: int, prefix: str):
+def _branch(inputs, channels: int, prefix: str, padding: str):
     """5x5 stride-2 convs + BN + LeakyReLU down to 4x4; returns (512-d features, conv maps)."""
     count = math.log2(inputs.shape[1] / 4)
     if inputs.shape[1] < 8 or count != int(count):
         raise ValueError(f"{prefix} input size must be 4 * 2^k, got {inputs.shape[1]}.")
     x, maps = inputs, []
     for i in range(int(count)):
-        x = layers.Conv2D(channels * min(2 ** i, 8), 5, strides=2, padding="same",
-                          kernel_initializer=normal_initializer(0.0, 0.02),
-                          name=f"{prefix}_conv{i + 1}")(x)
+        x = _conv(channels * min(2 ** i, 8), 5, f"{prefix}_conv{i + 1}", strides=2,
+                  padding=padding)(x)
         x = model_utils.batch_norm(f"{prefix}_bn{i + 1}",
                                    gamma_initializer=normal_initializer(1.0, 0.02))(x)
         x = layers.LeakyReLU(0.2, name=f"{prefix}_lrelu{i + 1}")(x)
@@ -122,13 +128,13 @@ def _branch(inputs, channels: int, prefix: str):
     return layers.Dense(512, name=f"{prefix}_fc")(x), maps
 
 
-def build_discriminator(image_size: int = 256, local_size: int = 128,
-                        channels: int = 64) -> keras.Model:
+def build_discriminator(image_size: int = 256, local_size: int = 128, channels: int = 64,
+                        padding: str = "symmetric") -> keras.Model:
     """Inputs [local patch, whole image] in [-1, 1]; outputs [logit, *local feature maps]."""
     local_input = keras.Input((local_size, local_size, 3), name="local_patch")
     global_input = keras.Input((image_size, image_size, 3), name="global_image")
-    local_features, local_maps = _branch(local_input, channels, "local")
-    global_features, _ = _branch(global_input, channels, "global")
+    local_features, local_maps = _branch(local_input, channels, "local", padding)
+    global_features, _ = _branch(global_input, channels, "global", padding)
     x = layers.Concatenate(name="concat")([local_features, global_features])
     x = layers.LeakyReLU(0.2, name="head_lrelu")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)

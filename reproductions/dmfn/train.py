@@ -47,6 +47,9 @@ flags.DEFINE_float("dfm_weight", losses.DISCRIMINATOR_FM_WEIGHT, "Discriminator 
                    "matching weight.")
 flags.DEFINE_boolean("official_align_grid", False, "Use the official code's coordinate grid, "
                      "whose two axes are both horizontal (a vertical shift goes unseen).")
+flags.DEFINE_enum("conv_padding", "symmetric", ["symmetric", "tf_same"], "symmetric: "
+                  "stride-2 convolutions pad as PyTorch does (the authors' network); tf_same: "
+                  "TensorFlow's 'same', only for runs trained with it.")
 flags.DEFINE_string("vgg_weights", "imagenet", "VGG19 weights: 'imagenet' (Keras downloads them), "
                     "a local notop .weights.h5 file, or 'none' (random; tests only).")
 
@@ -67,7 +70,8 @@ def paper_config() -> train_lib.Config:
         pixel_weight=FLAGS.pixel_weight, feature_weight=FLAGS.feature_weight,
         align_weight=FLAGS.align_weight, gan_weight=FLAGS.gan_weight,
         dfm_weight=FLAGS.dfm_weight, official_align_grid=FLAGS.official_align_grid,
-        vgg_weights=None if FLAGS.vgg_weights == "none" else FLAGS.vgg_weights)
+        vgg_weights=None if FLAGS.vgg_weights == "none" else FLAGS.vgg_weights,
+        conv_padding=FLAGS.conv_padding)
 
 
 def main(argv):

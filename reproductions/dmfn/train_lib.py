@@ -68,6 +68,7 @@ class Config:
     dfm_weight: float = losses.DISCRIMINATOR_FM_WEIGHT
     official_align_grid: bool = False
     vgg_weights: str | None = "imagenet"
+    conv_padding: str = "symmetric"  # PyTorch's; "tf_same" for runs trained before
 
     def __post_init__(self):
         if self.mask_type not in MASK_TYPES:
@@ -84,6 +85,9 @@ class Config:
             if not image_files.has_image_file(self.mask_dir, masks.MASK_EXTENSIONS):
                 raise ValueError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
                                  f"{', '.join(masks.MASK_EXTENSIONS)}).")
+        if self.conv_padding not in model_utils.PADDINGS:
+            raise ValueError(f"--conv_padding must be one of {model_utils.PADDINGS}, got "
+                             f"{self.conv_padding!r}.")
         if self.dmfb not in model_lib.DMFB_VARIANTS:
             raise ValueError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
                              f"{self.dmfb!r}.")
@@ -117,9 +121,11 @@ class DMFNTask(train_loop.Task):
 
     def __init__(self, config: Config):
         self.config = config
-        self.generator = model_lib.build_generator(config.num_blocks, config.dmfb, config.channels)
+        self.generator = model_lib.build_generator(config.num_blocks, config.dmfb, config.channels,
+                                                   padding=config.conv_padding)
         self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
-                                                           config.d_channels)
+                                                           config.d_channels,
+                                                           padding=config.conv_padding)
         self.g_optimizer = _adam(config)
         self.d_optimizer = _adam(config)
         self.feature_extractor = vgg.FeatureExtractor("vgg19", losses.VGG_LAYERS,

@@ -16,7 +16,17 @@ Input: 4 channels (RGB in [0, 1] minus the dataset's mean pixel, hole set to
 Discriminators: 5x5 stride-2 convs (64, 128, 256, 512, 512[, 512]) with
 BatchNorm + ReLU down to 4x4x512, then a fully connected layer to 1024: six
 convs for the 256x256 global image, five for the 128x128 local patch. The two
-1024-vectors are concatenated and mapped to one logit.
+1024-vectors are concatenated and mapped to one logit. The paper's text has
+nothing between each branch's FC-1024 and the concatenation (`fc_activation`
+"none"); the PyTorch port applies a ReLU there ("relu"), and a public
+reconstruction of the authors' discriminator BatchNorm + ReLU ("bn_relu").
+
+Padding is Torch's: every stride-2 convolution pads (k - 1) / 2 on every side
+(`padding="symmetric"`), as the authors' released model does
+(SpatialConvolution(..., 3, 3, 2, 2, 1, 1)); TensorFlow's "same" would pad
+(0, 1) and (1, 2) at even sizes and shift the sampling grid by one pixel per
+stride-2 layer. `padding="tf_same"` is that older form, for runs trained
+with it.
 """
 
 from __future__ import annotations
@@ -54,15 +64,18 @@ def _batch_norm(name: str) -> layers.Layer:
     return model_utils.batch_norm(name)
 
 
-def build_completion_network(channels: int = 64) -> keras.Model:
+FC_ACTIVATIONS = ("none", "relu", "bn_relu")
+
+
+def build_completion_network(channels: int = 64, padding: str = "symmetric") -> keras.Model:
     """The 17-layer completion network; input [N, H, W, 4], output [N, H, W, 3] in [0, 1]."""
     inputs = keras.Input((None, None, 4), name="centered_image_and_mask")
     x = inputs
     for i, (kind, multiple, kernel, stride, dilation) in enumerate(COMPLETION_LAYERS, start=1):
         filters = int(channels * multiple)
         if kind == "conv":
-            x = layers.Conv2D(filters, kernel, strides=stride, dilation_rate=dilation,
-                              padding="same", name=f"conv{i}")(x)
+            x = model_utils.conv2d(filters, kernel, strides=stride, dilation=dilation,
+                                   padding=padding, name=f"conv{i}")(x)
         else:
             x = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same",
                                        name=f"deconv{i}")(x)
@@ -100,29 +113,40 @@ def _num_downsamplings(size: int, name: str) -> int:
     return int(count)
 
 
-def _context_branch(inputs, channels: int, prefix: str) -> keras.KerasTensor:
+def _context_branch(inputs, channels: int, prefix: str, padding: str,
+                    fc_activation: str) -> keras.KerasTensor:
     """5x5 stride-2 convs to 4x4x(8 * channels), flatten, fully connected to 1024."""
     x = inputs
     for i in range(_num_downsamplings(inputs.shape[1], f"{prefix} input size")):
         filters = channels * min(2 ** i, 8)
-        x = layers.Conv2D(filters, 5, strides=2, padding="same", name=f"{prefix}_conv{i + 1}")(x)
+        x = model_utils.conv2d(filters, 5, strides=2, padding=padding,
+                               name=f"{prefix}_conv{i + 1}")(x)
         x = _batch_norm(f"{prefix}_bn{i + 1}")(x)
         x = layers.ReLU(name=f"{prefix}_relu{i + 1}")(x)
     x = layers.Flatten(name=f"{prefix}_flatten")(x)
-    return layers.Dense(1024, name=f"{prefix}_fc")(x)
+    x = layers.Dense(1024, name=f"{prefix}_fc")(x)
+    if fc_activation == "bn_relu":
+        x = _batch_norm(f"{prefix}_fc_bn")(x)
+    if fc_activation in ("relu", "bn_relu"):
+        x = layers.ReLU(name=f"{prefix}_fc_relu")(x)
+    return x
 
 
-def build_discriminator(image_size: int = 256, local_size: int = 128,
-                        channels: int = 64) -> keras.Model:
+def build_discriminator(image_size: int = 256, local_size: int = 128, channels: int = 64,
+                        padding: str = "symmetric", fc_activation: str = "none") -> keras.Model:
     """Global and local context discriminators joined by a final layer.
 
     Inputs: the whole image [N, S, S, 3] and the local patch [N, L, L, 3], in
-    [-1, 1]. Output: one logit per image (float32).
+    [-1, 1]. Output: one logit per image (float32). `fc_activation`: what
+    follows each branch's FC-1024 (see the module docstring).
     """
+    if fc_activation not in FC_ACTIVATIONS:
+        raise ValueError(f"--d_fc_activation must be one of {FC_ACTIVATIONS}, got "
+                         f"{fc_activation!r}.")
     global_input = keras.Input((image_size, image_size, 3), name="global_image")
     local_input = keras.Input((local_size, local_size, 3), name="local_patch")
     features = layers.Concatenate(name="concat")([
-        _context_branch(global_input, channels, "global"),
-        _context_branch(local_input, channels, "local")])
+        _context_branch(global_input, channels, "global", padding, fc_activation),
+        _context_branch(local_input, channels, "local", padding, fc_activation)])
     logit = layers.Dense(1, dtype="float32", name="logit")(features)
     return keras.Model([global_input, local_input], logit, name="glcic_discriminator")

@@ -39,6 +39,12 @@ flags.DEFINE_float("beta1", 0.5, "Adam beta1.")
 flags.DEFINE_integer("cn_channels", 64, "Base width of the completion network (64 in the "
                      "paper).")
 flags.DEFINE_integer("d_channels", 64, "Base width of the discriminators (64 in the paper).")
+flags.DEFINE_enum("conv_padding", "symmetric", ["symmetric", "tf_same"], "symmetric: "
+                  "stride-2 convolutions pad as Torch does (the authors' released network); "
+                  "tf_same: TensorFlow's 'same', only for runs trained with it.")
+flags.DEFINE_enum("d_fc_activation", "none", ["none", "relu", "bn_relu"], "What follows each "
+                  "discriminator branch's FC-1024: nothing (the paper's text), ReLU (the "
+                  "PyTorch port) or BatchNorm + ReLU (a public reconstruction).")
 flags.DEFINE_list("mean_pixel", [], "Training set mean colour R,G,B in [0, 1]; empty: computed "
                   "from --train_data when a run starts, and stored in its checkpoints.")
 flags.DEFINE_integer("mean_pixel_images", 1000, "Images used to compute the mean pixel.")
@@ -64,7 +70,8 @@ def paper_config() -> train_lib.Config:
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, rho=FLAGS.rho,
         epsilon=FLAGS.epsilon, beta1=FLAGS.beta1, cn_channels=FLAGS.cn_channels,
         d_channels=FLAGS.d_channels, mean_pixel=mean_pixel,
-        mean_pixel_images=FLAGS.mean_pixel_images)
+        mean_pixel_images=FLAGS.mean_pixel_images, conv_padding=FLAGS.conv_padding,
+        d_fc_activation=FLAGS.d_fc_activation)
 
 
 def main(argv):

@@ -62,6 +62,8 @@ class Config:
     d_channels: int = 64
     mean_pixel: Sequence[float] | None = None  # RGB in [0, 1]; None: computed from the data
     mean_pixel_images: int = 1000
+    conv_padding: str = "symmetric"  # Torch's; "tf_same" for runs trained before
+    d_fc_activation: str = "none"  # the paper's text; "relu" (PyTorch port), "bn_relu"
 
     def __post_init__(self):
         for name in ("image_size", "local_size"):
@@ -80,6 +82,12 @@ class Config:
                              f"({self.shorter_side_max}).")
         if self.completion_steps < 0 or self.discriminator_steps < 0:
             raise ValueError("--completion_steps and --discriminator_steps must be >= 0.")
+        if self.conv_padding not in model_utils.PADDINGS:
+            raise ValueError(f"--conv_padding must be one of {model_utils.PADDINGS}, got "
+                             f"{self.conv_padding!r}.")
+        if self.d_fc_activation not in model_lib.FC_ACTIVATIONS:
+            raise ValueError(f"--d_fc_activation must be one of {model_lib.FC_ACTIVATIONS}, got "
+                             f"{self.d_fc_activation!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         for name in ("alpha", "learning_rate", "cn_channels", "d_channels", "mean_pixel_images"):
@@ -103,9 +111,11 @@ class GLCICTask(train_loop.Task):
 
     def __init__(self, config: Config):
         self.config = config
-        self.completion = model_lib.build_completion_network(config.cn_channels)
-        self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
-                                                           config.d_channels)
+        self.completion = model_lib.build_completion_network(config.cn_channels,
+                                                             padding=config.conv_padding)
+        self.discriminator = model_lib.build_discriminator(
+            config.image_size, config.local_size, config.d_channels,
+            padding=config.conv_padding, fc_activation=config.d_fc_activation)
         self.c_optimizer = train_loop.make_optimizer(_optimizer(config))
         self.d_optimizer = train_loop.make_optimizer(_optimizer(config))
         # The training set's mean colour in [0, 1]: subtracted from the input
