@@ -16,10 +16,7 @@ markers `<!-- results:NAME:start -->` and `<!-- results:NAME:end -->`
 from __future__ import annotations
 
 import os
-import platform
-import re
 
-import tensorflow as tf
 from absl import app
 from absl import flags
 
@@ -28,6 +25,7 @@ from common import evaluation
 from common import flags as common_flags
 from common import train_loop
 from reproductions import inpainters
+from reproductions import papers
 
 flags.DEFINE_string("images", None, "Folder of evaluation photos.")
 flags.DEFINE_string("masks", "center", "Mask folder or one of "
@@ -45,17 +43,10 @@ FLAGS = flags.FLAGS
 
 def trained_steps(workdir: str) -> int:
     """The step of a run's latest checkpoint."""
-    latest = tf.train.latest_checkpoint(train_loop.checkpoint_dir(workdir))
-    if latest is None:
+    step = train_loop.latest_step(workdir)
+    if not step:
         raise FileNotFoundError(f"No checkpoint in {workdir}.")
-    return int(re.search(r"ckpt-(\d+)$", latest).group(1))
-
-
-def hardware() -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return f"{len(gpus)} GPU"
-    return f"CPU, {os.cpu_count()} cores ({platform.machine()})"
+    return step
 
 
 def header(images: str, masks: str, image_size: int, count: int,
@@ -64,16 +55,7 @@ def header(images: str, masks: str, image_size: int, count: int,
     runs = ", ".join(f"{paper} {step:,} steps" for paper, step in steps.items()) or "none"
     return (f"Images: `{images}` ({count} images, centre-cropped and resized to "
             f"{image_size}x{image_size}); masks: `{masks}`; trained runs: {runs}; "
-            f"hardware: {hardware()}. Metrics on the composite, images in [0, 1].")
-
-
-def replace_block(text: str, name: str, block: str) -> str:
-    """Replaces the text between the results markers of `name`."""
-    start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"--readme has no {start} ... {end} markers.")
-    return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)
+            f"hardware: {papers.device_description()}. Metrics on the composite, images in [0, 1].")
 
 
 def main(argv):
@@ -103,7 +85,7 @@ def main(argv):
             with open(FLAGS.readme) as f:
                 text = f.read()
             with open(FLAGS.readme, "w") as f:
-                f.write(replace_block(text, FLAGS.name, block))
+                f.write(evaluation.replace_results_block(text, FLAGS.name, block))
     print(block)
     return 0
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from typing import Callable, Sequence
 
@@ -489,3 +490,28 @@ def markdown_table(results: Sequence[dict]) -> str:
             cells.append("n/a" if value is None else form.format(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def markdown_bins_table(results: Sequence[dict], metric: str = "psnr",
+                        form: str = "{:.2f}") -> str:
+    """A Markdown table of `metric` by hole-area bin: one row per `evaluate` result, one
+    column per bin that any result has ("n/a" where a result has no image in it)."""
+    bins = [b for b in _bin_names() if any(b in r["by_hole_area"] for r in results)]
+    if not bins:
+        raise ValueError("markdown_bins_table needs evaluate() results with images.")
+    lines = ["| method | " + " | ".join(bins) + " |", "|" + "---|" * (len(bins) + 1)]
+    for result in results:
+        cells = [form.format(result["by_hole_area"][b][metric]) if b in result["by_hole_area"]
+                 else "n/a" for b in bins]
+        lines.append(f"| {result['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_results_block(text: str, name: str, block: str) -> str:
+    """Replaces the text of a Markdown file between `<!-- results:NAME:start -->` and
+    `<!-- results:NAME:end -->` (how the benchmarks keep README's tables current)."""
+    start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"--readme has no {start} ... {end} markers.")
+    return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)

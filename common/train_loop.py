@@ -29,6 +29,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -423,6 +424,12 @@ def steps_until_event(step: int, config: "LoopConfig", phase_at: Callable[[int],
 
 def checkpoint_dir(workdir: str) -> str:
     return os.path.join(workdir, "checkpoints")
+
+
+def latest_step(workdir: str) -> int:
+    """The step of the latest checkpoint in `workdir`, 0 if there is none."""
+    latest = tf.train.latest_checkpoint(checkpoint_dir(workdir))
+    return 0 if latest is None else int(re.search(r"ckpt-(\d+)$", latest).group(1))
 
 
 def has_checkpoint(workdir: str) -> bool:

@@ -50,6 +50,9 @@ flags.DEFINE_boolean("official_align_grid", False, "Use the official code's coor
 flags.DEFINE_enum("conv_padding", "symmetric", ["symmetric", "tf_same"], "symmetric: "
                   "stride-2 convolutions pad as PyTorch does (the authors' network); tf_same: "
                   "TensorFlow's 'same', only for runs trained with it.")
+flags.DEFINE_enum("vgg", "vgg19", ["vgg19", "vgg16"], "Network of the feature losses: VGG19 "
+                  "(the authors'), or VGG16 (same tap names relu1_1 ... relu5_1) where only "
+                  "VGG16 ImageNet weights are at hand.")
 flags.DEFINE_string("vgg_weights", "imagenet", "VGG19 weights: 'imagenet' (Keras downloads them), "
                     "a local notop .weights.h5 file, or 'none' (random; tests only).")
 
@@ -71,7 +74,7 @@ def paper_config() -> train_lib.Config:
         align_weight=FLAGS.align_weight, gan_weight=FLAGS.gan_weight,
         dfm_weight=FLAGS.dfm_weight, official_align_grid=FLAGS.official_align_grid,
         vgg_weights=None if FLAGS.vgg_weights == "none" else FLAGS.vgg_weights,
-        conv_padding=FLAGS.conv_padding)
+        vgg=FLAGS.vgg, conv_padding=FLAGS.conv_padding)
 
 
 def main(argv):

@@ -68,6 +68,7 @@ class Config:
     dfm_weight: float = losses.DISCRIMINATOR_FM_WEIGHT
     official_align_grid: bool = False
     vgg_weights: str | None = "imagenet"
+    vgg: str = "vgg19"  # the authors'; "vgg16" where no VGG19 weights can be had
     conv_padding: str = "symmetric"  # PyTorch's; "tf_same" for runs trained before
 
     def __post_init__(self):
@@ -85,6 +86,8 @@ class Config:
             if not image_files.has_image_file(self.mask_dir, masks.MASK_EXTENSIONS):
                 raise ValueError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
                                  f"{', '.join(masks.MASK_EXTENSIONS)}).")
+        if self.vgg not in ("vgg19", "vgg16"):
+            raise ValueError(f"--vgg must be vgg19 or vgg16, got {self.vgg!r}.")
         if self.conv_padding not in model_utils.PADDINGS:
             raise ValueError(f"--conv_padding must be one of {model_utils.PADDINGS}, got "
                              f"{self.conv_padding!r}.")
@@ -128,7 +131,7 @@ class DMFNTask(train_loop.Task):
                                                            padding=config.conv_padding)
         self.g_optimizer = _adam(config)
         self.d_optimizer = _adam(config)
-        self.feature_extractor = vgg.FeatureExtractor("vgg19", losses.VGG_LAYERS,
+        self.feature_extractor = vgg.FeatureExtractor(config.vgg, losses.VGG_LAYERS,
                                                       weights=config.vgg_weights)
 
     def checkpoint_items(self) -> dict[str, object]:

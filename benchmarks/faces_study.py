@@ -1,0 +1,328 @@
+r"""The CPU-scale study: every paper trained on real faces, against the classical methods.
+
+  python benchmarks/faces_study.py --readme=README.md
+
+From the 5,000 aligned faces of ../shared/data/faces it
+  1. splits off the held-out faces by a hash of the file name (common/splits.py)
+     and links both sides under --root;
+  2. trains every run of RUNS with its `configs/cpu_faces*.cfg` (resumable: an
+     interrupted run resumes, a finished one is skipped), evaluating on
+     held-out faces as it goes;
+  3. evaluates the trained runs (GLCIC without and with its post-processing,
+     which is itself a Telea fill blended in) and telea / ns / biharmonic with the shared
+     protocol (common/evaluation.py) on the held-out faces at 128x128: the
+     centre 64x64 hole (Context Encoders' and Structural Inpainting's own
+     mask), random boxes of 32-64 px (GLCIC's and DMFN's own rectangles), and
+     the NVIDIA irregular masks by hole-area bin (the fully convolutional
+     papers only);
+  4. writes --root/results.md (tables, training times, hardware), a figure of
+     held-out faces and the training curves (--figures), and with --readme
+     the same tables into README.md between `<!-- results:faces_study:... -->`.
+
+Progress: each run's own progress lines (step, images/s, ETA), then one line
+per evaluation. Times are wall-clock, summed over resumes, and the machine's
+load is recorded. --smoke trains the smoke configs on a few images, for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app
+from absl import flags
+from absl import logging
+
+from common import evaluation
+from common import splits
+from common import train_loop
+from reproductions import inpainters
+from reproductions import papers
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SHARED = os.environ.get("INPAINTING_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+
+# (run name, paper, config, what it shows): the four papers, then the two ablations.
+RUNS = (
+    ("context_encoder", "context_encoder", "cpu_faces.cfg", "L2 + adversarial, the paper's"),
+    ("glcic", "glcic", "cpu_faces.cfg", "three phases, the paper's"),
+    ("structural_inpainting", "structural_inpainting", "cpu_faces.cfg",
+     "MSE + VGG16 features, then adversarial, the paper's"),
+    ("dmfn", "dmfn", "cpu_faces.cfg", "the authors' full loss, VGG16 features"),
+    ("context_encoder_l2", "context_encoder", "cpu_faces_l2.cfg", "ablation: L2 only"),
+    ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
+     "ablation: no VGG16 feature loss"),
+)
+PAPERS_WITH_VGG = ("structural_inpainting", "dmfn")
+FULLY_CONVOLUTIONAL = ("glcic", "dmfn")
+BASELINES = ("telea", "ns", "biharmonic")
+IMAGE_SIZE = 128
+# (name, mask source, which runs): the papers' own masks, then the irregular ones.
+MASK_SETS = (
+    ("center", "center", None),
+    ("boxes", "bbox", FULLY_CONVOLUTIONAL),
+    ("irregular", "nvidia_irregular", FULLY_CONVOLUTIONAL),
+)
+
+flags.DEFINE_string("faces", os.path.join(SHARED, "faces"), "Folder of the face photos.")
+flags.DEFINE_string("masks", os.path.join(SHARED, "masks", "nvidia_irregular"),
+                    "Folder of irregular hole masks (white = hole).")
+flags.DEFINE_string("vgg_weights", os.path.join(SHARED, "weights",
+                                                "vgg16_imagenet_notop.weights.h5"),
+                    "VGG16 notop weights for Structural Inpainting's and DMFN's feature losses.")
+flags.DEFINE_string("root", "runs/faces_study", "Folder of the split, the runs and the results.")
+flags.DEFINE_integer("held_out_percent", 10, "Share of the faces held out.")
+flags.DEFINE_list("runs", [r[0] for r in RUNS], "Runs to train and evaluate.")
+flags.DEFINE_integer("eval_limit", None, "Evaluate on the first N held-out faces only.")
+flags.DEFINE_string("figures", "benchmarks/figures", "Folder for faces_study.png and "
+                    "faces_study_curves.png; empty: none.")
+flags.DEFINE_string("readme", "", "Also write the tables into this Markdown file.")
+flags.DEFINE_boolean("smoke", False, "Smoke configs, 2 steps each: a test of the study itself.")
+flags.DEFINE_boolean("train", True, "Train (or resume) the runs; --notrain evaluates what is "
+                     "there.")
+FLAGS = flags.FLAGS
+
+
+def config_steps(path: str) -> int:
+    """--num_steps of a flagfile, following its --flagfile includes (the last one wins)."""
+    steps = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("--flagfile="):
+                included = line.split("=", 1)[1]
+                steps = config_steps(included if os.path.isabs(included)
+                                     else os.path.join(REPO, included))
+            elif line.startswith("--num_steps="):
+                steps = int(line.split("=", 1)[1])
+    if steps is None:
+        raise ValueError(f"{path} sets no --num_steps.")
+    return steps
+
+
+def train_command(paper: str, config: str, workdir: str, train_dir: str, held_out_dir: str,
+                  smoke: bool) -> list[str]:
+    """The train.py command of one run (exactly what README.md shows)."""
+    config_dir = os.path.join("reproductions", paper, "configs")
+    command = [sys.executable, os.path.join("reproductions", paper, "train.py"),
+               f"--flagfile={os.path.join(config_dir, 'smoke.cfg' if smoke else config)}",
+               f"--train_data={train_dir}", f"--eval_data={held_out_dir}",
+               f"--workdir={workdir}"]
+    if smoke:
+        command += ["--max_steps=2", "--eval_examples=2", "--batch_size=2"]
+    if paper in PAPERS_WITH_VGG:
+        command.append(f"--vgg_weights={FLAGS.vgg_weights if not smoke else 'none'}")
+    return command
+
+
+def load_timings(root: str) -> dict:
+    path = os.path.join(root, "timings.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_timings(root: str, timings: dict) -> None:
+    evaluation.write_json_atomic(os.path.join(root, "timings.json"), timings)
+
+
+def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
+              held_out_dir: str, smoke: bool) -> None:
+    """Trains (or resumes) one run; skips it when its last checkpoint is at the end."""
+    workdir = os.path.join(root, name)
+    target = 2 if smoke else config_steps(os.path.join(REPO, "reproductions", paper, "configs",
+                                                       config))
+    if train_loop.latest_step(workdir) >= target:
+        logging.info("%s: finished (%d steps), skipped.", name, target)
+        return
+    command = train_command(paper, config, workdir, train_dir, held_out_dir, smoke)
+    logging.info("%s: training to step %d: %s", name, target, " ".join(command))
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    start, load_before = time.time(), os.getloadavg()[0]
+    with open(os.path.join(root, "logs", f"{name}.log"), "a") as log:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        for line in process.stdout:
+            log.write(line)
+            if "step " in line or "error" in line.lower():
+                print(f"[{name}] {line.rstrip()}", flush=True)
+        code = process.wait()
+    timings = load_timings(root)
+    entry = timings.setdefault(name, {"seconds": 0.0, "sessions": 0, "load_at_start": []})
+    entry["seconds"] += time.time() - start
+    entry["sessions"] += 1
+    entry["load_at_start"].append(round(load_before, 2))
+    entry["steps"] = train_loop.latest_step(workdir)
+    save_timings(root, timings)
+    if code != 0:
+        raise RuntimeError(f"Training {name} failed (exit {code}); see "
+                           f"{root}/logs/{name}.log. Rerun the study to resume it.")
+
+
+def evaluate_method(method: str, name: str, images: str, source: str, output: str,
+                    limit: int | None, postprocess: bool = False) -> dict:
+    """metrics.json of one method on one mask set; reused when already written."""
+    path = os.path.join(output, "metrics.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    logging.info("Evaluating %s with %s masks.", name, source)
+    return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,
+                               IMAGE_SIZE, output, limit=limit, method=name)
+
+
+def timing_table(root: str, names: list[str]) -> str:
+    timings = load_timings(root)
+    lines = ["| run | config | steps | training time | sessions | load at start |",
+             "|---|---|---|---|---|---|"]
+    for name, paper, config, what in RUNS:
+        if name not in names or name not in timings:
+            continue
+        entry = timings[name]
+        minutes = entry["seconds"] / 60
+        lines.append(f"| {name} ({what}) | `reproductions/{paper}/configs/{config}` | "
+                     f"{entry['steps']:,} | {minutes:.0f} min | {entry['sessions']} | "
+                     f"{', '.join(str(x) for x in entry['load_at_start'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(root: str, names: list[str], path: str, count: int = 4) -> None:
+    """Held-out faces with the centre hole: input | Telea | each paper | ground truth."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    matplotlib.use("Agg")
+    main_runs = {name for name, _, config, _ in RUNS if config == "cpu_faces.cfg"}
+    columns = ["telea"] + [n for n in names if n in main_runs]  # no ablations
+    folder = os.path.join(root, "eval", "center")
+    faces = sorted(f[:-len("_target.png")] for f in os.listdir(os.path.join(folder, "telea"))
+                   if f.endswith("_target.png"))[:count]
+    titles = ["masked input"] + columns + ["ground truth"]
+    fig = Figure(figsize=(1.3 * len(titles), 1.4 * len(faces)))
+    axes = fig.subplots(len(faces), len(titles), squeeze=False)
+    for row, face in enumerate(faces):
+        images = [os.path.join(folder, "telea", f"{face}_input.png")]
+        images += [os.path.join(folder, c, f"{face}_composite.png") for c in columns]
+        images += [os.path.join(folder, "telea", f"{face}_target.png")]
+        for col, image in enumerate(images):
+            axes[row][col].imshow(np.asarray(Image.open(image)))
+            axes[row][col].set_axis_off()
+            if row == 0:
+                axes[row][col].set_title(titles[col].replace("_", "\n", 1), fontsize=7)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
+def curves(root: str, names: list[str], path: str) -> None:
+    """Each run's generator loss and held-out PSNR against steps."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.5))
+    loss_axis, psnr_axis = fig.subplots(1, 2)
+    for name in names:
+        metrics = os.path.join(root, name, "metrics.jsonl")
+        if not os.path.exists(metrics):
+            continue
+        with open(metrics) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        train = [r for r in records if r.get("split") == "train"]
+        key = next((k for k in ("g_loss", "c_loss", "loss", "mse", "l2") if train and k in
+                    train[-1]), None)
+        if key:
+            loss_axis.plot([r["step"] for r in train if key in r],
+                           [r[key] for r in train if key in r], label=f"{name} ({key})")
+        held_out = [r for r in records if r.get("split") == "eval" and "psnr" in r]
+        psnr_axis.plot([r["step"] for r in held_out], [r["psnr"] for r in held_out], "o-",
+                       label=name)
+    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
+    psnr_axis.set(xlabel="step", ylabel="PSNR (dB)", title="held-out faces, PSNR")
+    for axis in (loss_axis, psnr_axis):
+        axis.legend(fontsize=6)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
+def study_report(root: str, names: list[str], tables: dict[str, list[dict]],
+                 held_out: int, train: int) -> str:
+    """The Markdown block: split, tables per mask set, training times."""
+    lines = [f"Held-out faces: {held_out} of {train + held_out} (SHA-256 of the file name, "
+             f"{FLAGS.held_out_percent} %), {tables['center'][0]['count']} evaluated, at "
+             f"{IMAGE_SIZE}x{IMAGE_SIZE}; hardware: {papers.device_description()}. Metrics on the "
+             "composite, images in [0, 1]; L1 and L2 in the hole.", ""]
+    for mask_name, source, _ in MASK_SETS:
+        if mask_name not in tables:
+            continue
+        lines += [f"**{mask_name}** masks (`{os.path.basename(source)}`):", "",
+                  evaluation.markdown_table(tables[mask_name])]
+        if mask_name == "irregular":
+            lines += ["PSNR (dB) by hole area:", "", evaluation.markdown_bins_table(tables[mask_name]),
+                      "L1 in the hole by hole area:", "",
+                      evaluation.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
+    lines += ["Training (wall clock, summed over resumes):", "", timing_table(root, names)]
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    unknown = sorted(set(FLAGS.runs) - {r[0] for r in RUNS})
+    if unknown:
+        raise app.UsageError(f"--runs: unknown {unknown}; expected some of "
+                             f"{[r[0] for r in RUNS]}.")
+    root = FLAGS.root
+    train_dir, held_out_dir = os.path.join(root, "faces_train"), os.path.join(root, "faces_heldout")
+    train_count, held_out_count = splits.link_split(FLAGS.faces, train_dir, held_out_dir,
+                                                    FLAGS.held_out_percent)
+    logging.info("Split: %d training, %d held-out faces.", train_count, held_out_count)
+    runs = [r for r in RUNS if r[0] in FLAGS.runs]
+    started = time.time()
+    if FLAGS.train:
+        for name, paper, config, _ in runs:
+            try:
+                train_run(name, paper, config, root, train_dir, held_out_dir, FLAGS.smoke)
+            except RuntimeError as error:
+                sys.exit(f"error: {error}")
+    trained = time.time()
+    tables = {}
+    for mask_name, source, papers in MASK_SETS:
+        mask_source = FLAGS.masks if source == "nvidia_irregular" else source
+        methods = [(b, b, False) for b in BASELINES]
+        for name, paper, _, _ in runs:
+            if papers is None or paper in papers:
+                methods.append((f"{paper}:{os.path.join(root, name)}", name, False))
+                if paper == "glcic":  # the network alone, then with the paper's blending
+                    methods.append((methods[-1][0], f"{name}_postprocessed", True))
+        tables[mask_name] = [
+            evaluate_method(method, name, held_out_dir, mask_source,
+                            os.path.join(root, "eval", mask_name, name), FLAGS.eval_limit,
+                            postprocess)
+            for method, name, postprocess in methods]
+    block = study_report(root, [r[0] for r in runs], tables, held_out_count, train_count)
+    with open(os.path.join(root, "results.md"), "w") as f:
+        f.write(block + "\n")
+    if FLAGS.figures:
+        figure(root, [r[0] for r in runs], os.path.join(FLAGS.figures, "faces_study.png"))
+        curves(root, [r[0] for r in runs], os.path.join(FLAGS.figures, "faces_study_curves.png"))
+    if FLAGS.readme:
+        with open(FLAGS.readme) as f:
+            text = f.read()
+        with open(FLAGS.readme, "w") as f:
+            f.write(evaluation.replace_results_block(text, "faces_study", block))
+    print(block)
+    print(f"Training took {(trained - started) / 60:.1f} min in this call, evaluation "
+          f"{(time.time() - trained) / 60:.1f} min.")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
