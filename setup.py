@@ -25,6 +25,8 @@ setup(
         "scikit-image>=0.24,<0.27",
         "opencv-python-headless>=4.9,<6",
         "tqdm>=4.66,<5",
+        # Reads the authors' released Torch7 models (reproductions/convert.py).
+        "torchfile>=0.1,<0.2",
     ],
     entry_points={
         "console_scripts": [

@@ -58,12 +58,16 @@ def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
 CONFIG_FILE = "config.json"
 
 
-def write_paper_config(workdir: str, paper: str, config) -> None:
-    """Records the paper and its resolved config, so the run can be loaded without flags."""
+def write_paper_config(workdir: str, paper: str, config, extra: dict | None = None) -> None:
+    """Records the paper and its resolved config, so the run can be loaded without flags.
+
+    `extra` adds top-level fields (e.g. "converted_from" for released weights).
+    """
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_FILE)
     with open(path + ".tmp", "w") as f:
-        json.dump({"paper": paper, "config": dataclasses.asdict(config)}, f, indent=2)
+        json.dump({"paper": paper, "config": dataclasses.asdict(config), **(extra or {})}, f,
+                  indent=2)
     os.replace(path + ".tmp", path)
 
 
