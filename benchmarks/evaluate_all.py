@@ -76,7 +76,8 @@ def main(argv):
             name = method.split(":")[0]
             results.append(evaluation.evaluate(
                 inpainter, FLAGS.images, FLAGS.masks, FLAGS.image_size,
-                os.path.join(FLAGS.output, name), limit=FLAGS.limit, method=name))
+                os.path.join(FLAGS.output, name), limit=FLAGS.limit, method=name,
+                options={"postprocess": True}))
         block = (header(FLAGS.images, FLAGS.masks, FLAGS.image_size, results[0]["count"], steps)
                  + "\n\n" + evaluation.markdown_table(results))
         with open(os.path.join(FLAGS.output, "results.md"), "w") as f:

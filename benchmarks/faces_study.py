@@ -175,7 +175,8 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
             return json.load(f)
     logging.info("Evaluating %s with %s masks.", name, source)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,
-                               IMAGE_SIZE, output, limit=limit, method=name)
+                               IMAGE_SIZE, output, limit=limit, method=name,
+                               options={"postprocess": postprocess})
 
 
 def timing_table(root: str, names: list[str]) -> str:

@@ -380,7 +380,8 @@ def _method_name(inpainter) -> str:
 
 
 def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size: int,
-             output_dir: str, limit: int | None = None, method: str | None = None) -> dict:
+             output_dir: str, limit: int | None = None, method: str | None = None,
+             options: dict | None = None) -> dict:
     """Evaluates one inpainter on a folder of images; writes PNGs and metrics.json.
 
     Args:
@@ -394,9 +395,11 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         per image and metrics.json.
       limit: evaluate only the first `limit` images (sorted by path).
       method: the name recorded and shown; default the inpainter's __name__.
+      options: the inpainter's settings that change its outputs (e.g. GLCIC's
+        post-processing), recorded as they are.
 
     Returns:
-      The metrics.json content: {"method", "images", "masks", "image_size",
+      The metrics.json content: {"method", "options", "images", "masks", "image_size",
       "count", "skipped": [{"path", "reason"}], "seconds_per_image",
       "overall": {psnr, ssim, l1_hole, l2_hole, l1}, "by_hole_area": {bin:
       {"count", psnr, ...}} (non-empty bins, in order), "per_image": [{"name",
@@ -444,6 +447,7 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
             by_hole_area[bin_name] = {"count": len(members), **summarize(members)}
     results = {
         "method": method,
+        "options": dict(options or {}),
         "images": images_dir,
         "masks": mask_source,
         "image_size": image_size,

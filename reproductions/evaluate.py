@@ -29,7 +29,10 @@ flags.DEFINE_string("masks", "center", "A folder of mask images (white = hole) o
 flags.DEFINE_integer("image_size", 256, "Side the images are cropped and resized to.")
 flags.DEFINE_string("output", None, "Folder for metrics.json and the images.")
 flags.DEFINE_integer("limit", None, "Evaluate only the first N images.")
-flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending.")
+flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending (the "
+                     "paper's; the official inpaint.lua never runs it).")
+flags.DEFINE_enum("fit", "pad", ["pad", "resize"], "GLCIC and DMFN: reflect-pad to a multiple "
+                  "of 4, or resize to the nearest one and back (GLCIC's inpaint.lua).")
 
 
 def main(argv):
@@ -43,9 +46,11 @@ def main(argv):
         if values.image_size < 16:
             raise ValueError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
                              f"{values.image_size}.")
-        inpainter = inpainters.load(values.method, postprocess=values.postprocess)
+        inpainter = inpainters.load(values.method, postprocess=values.postprocess, fit=values.fit)
         results = evaluation.evaluate(inpainter, values.images, values.masks, values.image_size,
-                                      values.output, limit=values.limit, method=values.method)
+                                      values.output, limit=values.limit, method=values.method,
+                                      options={"postprocess": values.postprocess,
+                                               "fit": values.fit})
     print(json.dumps({"method": values.method, "count": results["count"],
                       **results["overall"]}))
     return 0

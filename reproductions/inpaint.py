@@ -22,8 +22,11 @@ flags.DEFINE_string("image", None, "The photo (JPEG, PNG, BMP or WEBP; grayscale
                     "converted to RGB).")
 flags.DEFINE_string("mask", None, "The mask image, same size as the photo, white = hole.")
 flags.DEFINE_string("output", None, "Where to write the completed image (PNG or JPEG).")
-flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending, as the "
-                     "official inference code does.")
+flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending, the "
+                     "paper's post-processing (the official inpaint.lua never runs it).")
+flags.DEFINE_enum("fit", "pad", ["pad", "resize"], "GLCIC and DMFN: reflect-pad the photo to "
+                  "a multiple of 4 (pad), or resize it to the nearest one and back (resize, "
+                  "as GLCIC's inpaint.lua).")
 
 
 def read_image(path: str) -> np.ndarray:
@@ -57,11 +60,11 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def inpaint_file(method: str, image_path: str, mask_path: str, output_path: str,
-                 postprocess: bool = True) -> np.ndarray:
+                 postprocess: bool = True, fit: str = "pad") -> np.ndarray:
     """Reads, inpaints and writes one photo; returns the completed image in [0, 1]."""
     image = read_image(image_path)
     mask = read_mask(mask_path, image.shape[:2])
-    completed = inpainters.load(method, postprocess=postprocess)(image, mask)
+    completed = inpainters.load(method, postprocess=postprocess, fit=fit)(image, mask)
     Image.fromarray(np.round(np.clip(completed, 0, 1) * 255).astype(np.uint8)).save(output_path)
     return completed
 
@@ -74,7 +77,7 @@ def main(argv):
             raise app.UsageError(f"--{name} is required.")
     with common_flags.user_errors():
         inpaint_file(flags.FLAGS.method, flags.FLAGS.image, flags.FLAGS.mask, flags.FLAGS.output,
-                     flags.FLAGS.postprocess)
+                     flags.FLAGS.postprocess, flags.FLAGS.fit)
     print(f"Wrote {flags.FLAGS.output}")
     return 0
 

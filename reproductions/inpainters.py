@@ -13,10 +13,14 @@ Each paper keeps its own size policy: the center-region models of Context
 Encoders and Structural Inpainting (and the random-region Context Encoders)
 work on 128x128 images, so the image is resized to 128, completed, and the
 completion resized back into the hole; the fully convolutional GLCIC and DMFN
-complete the image at its own size, padded to a multiple of 4. GLCIC applies
-its Poisson post-processing unless told not to. The center-region models only
-ever fill their central hole: masks elsewhere are not what they were trained
-for.
+complete the image at its own size, reflect-padded to a multiple of 4
+(`fit="pad"`), or, as GLCIC's official inpaint.lua does, resized to the
+nearest multiple of 4 with the resized mask thresholded at 0.2 (`fit="resize"`;
+the completion is resized back). GLCIC applies the paper's post-processing
+(fast marching, then Poisson blending) unless told not to; the official
+inpaint.lua never runs it (it defines `--nopostproc` but tests `opt.postproc`,
+which is never set). The center-region models only ever fill their central
+hole: masks elsewhere are not what they were trained for.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from common import train_loop
 from reproductions.glcic import postprocess
 from reproductions.papers import PAPERS
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
+FITS = ("pad", "resize")
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -94,6 +99,11 @@ class PaperInpainter:
     paper: str
     task: train_loop.Task
     postprocess: bool = True  # GLCIC only: fast marching + Poisson blending
+    fit: str = "pad"  # fully convolutional models: "pad" or "resize" to a multiple of 4
+
+    def __post_init__(self):
+        if self.fit not in FITS:
+            raise ValueError(f"--fit must be one of {FITS}, got {self.fit!r}.")
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
@@ -105,6 +115,8 @@ class PaperInpainter:
                                          method="nearest").numpy()
             completed = self._complete(small, small_mask)
             completed = tf.image.resize(completed[None], [height, width]).numpy()[0]
+        elif self.fit == "resize":
+            completed = self._complete_resized(image, mask)
         else:
             completed = self._complete_padded(image, mask)
         composite = np.where(mask[..., None], np.clip(completed, 0.0, 1.0), image)
@@ -126,6 +138,18 @@ class PaperInpainter:
         return self._complete(padded[None], padded_mask[None, ..., None])[:height, :width]
 
 
+    def _complete_resized(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """inpaint.lua's way: bilinear resize to the nearest multiple of 4 (mask >= 0.2)."""
+        height, width = mask.shape
+        size = [max(MULTIPLE, int(np.floor(s / MULTIPLE + 0.5)) * MULTIPLE)
+                for s in (height, width)]
+        small = tf.image.resize(image[None], size).numpy()
+        small_mask = (tf.image.resize(mask[None, ..., None].astype(np.float32), size).numpy()
+                      >= 0.2).astype(np.float32)
+        completed = self._complete(small, small_mask)
+        return tf.image.resize(completed[None], [height, width]).numpy()[0]
+
+
 class SavedModelInpainter:
     """An exported model (reproductions/export.py), loaded without the suite's code."""
 
@@ -141,7 +165,7 @@ class SavedModelInpainter:
         return np.where(mask[..., None], composite.numpy()[0], image).astype(np.float32)
 
 
-def load(method: str, postprocess: bool = True) -> Inpainter:
+def load(method: str, postprocess: bool = True, fit: str = "pad") -> Inpainter:
     """The inpainter named by `method` (see the module docstring)."""
     if method in baselines.BASELINES:
         return baselines.BASELINES[method]
@@ -152,6 +176,6 @@ def load(method: str, postprocess: bool = True) -> Inpainter:
         paper, task = load_task(path)
         if paper != kind:
             raise ValueError(f"--method says {kind} but {path} holds a {paper} run.")
-        return PaperInpainter(paper, task, postprocess=postprocess)
+        return PaperInpainter(paper, task, postprocess=postprocess, fit=fit)
     raise ValueError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
                      f"PAPER:WORKDIR with PAPER in {PAPERS}, or saved_model:PATH.")

@@ -262,3 +262,25 @@ def test_cli_smoke_run_goes_through_all_three_phases(tmp_path):
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/other",
                      "--hole_max=40")
     assert result.returncode == 1 and "--hole_max" in result.stderr
+
+
+def test_inference_can_resize_to_a_multiple_of_four_as_inpaint_lua_does(monkeypatch):
+    keras.utils.set_random_seed(2)
+    task = train_lib.build_task(small_config())
+    seen = []
+    original = task.predict
+    monkeypatch.setattr(task, "predict", lambda batch: seen.append(
+        np.asarray(batch["mask"]).shape) or original(batch))
+    image = np.random.default_rng(0).uniform(0, 1, (70, 91, 3)).astype(np.float32)
+    mask = np.zeros((70, 91), np.float32)
+    mask[20:40, 25:50] = 1
+    resized = inference.complete(task, image, mask, postprocess_output=False, fit="resize")
+    padded = inference.complete(task, image, mask, postprocess_output=False, fit="pad")
+    # inpaint.lua: round(70 / 4) * 4 = 72 and round(91 / 4) * 4 = 92; padding goes up to 72 x 92.
+    assert seen == [(1, 72, 92, 1), (1, 72, 92, 1)]
+    for result in (resized, padded):
+        assert result.shape == image.shape
+        np.testing.assert_array_equal(result[mask == 0], image[mask == 0])
+    assert not np.allclose(resized, padded)
+    with pytest.raises(ValueError, match="--fit"):
+        inference.complete(task, image, mask, fit="crop")
