@@ -168,15 +168,19 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
 
 def evaluate_method(method: str, name: str, images: str, source: str, output: str,
                     limit: int | None, postprocess: bool = False) -> dict:
-    """metrics.json of one method on one mask set; reused when already written."""
+    """metrics.json of one method on one mask set; reused while the run has not moved on."""
+    _, _, workdir = method.partition(":")
+    options = {"postprocess": postprocess, "limit": limit,
+               "checkpoint_step": train_loop.latest_step(workdir) if workdir else None}
     path = os.path.join(output, "metrics.json")
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
+            previous = json.load(f)
+        if previous.get("options") == options:
+            return previous
     logging.info("Evaluating %s with %s masks.", name, source)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,
-                               IMAGE_SIZE, output, limit=limit, method=name,
-                               options={"postprocess": postprocess})
+                               IMAGE_SIZE, output, limit=limit, method=name, options=options)
 
 
 def timing_table(root: str, names: list[str]) -> str:

@@ -38,6 +38,13 @@ def normal_initializer(mean: float = 0.0, stddev: float = 0.02) -> keras.initial
 PADDINGS = ("symmetric", "tf_same")
 
 
+def check_padding(padding: str) -> str:
+    """`padding` if it is one of PADDINGS, else a ValueError naming --conv_padding."""
+    if padding not in PADDINGS:
+        raise ValueError(f"--conv_padding must be one of {PADDINGS}, got {padding!r}.")
+    return padding
+
+
 @keras.saving.register_keras_serializable(package="inpainting")
 class SymmetricConv2D(layers.Conv2D):
     """A Conv2D that zero-pads `dilation * (kernel - 1) // 2` pixels on every side.
@@ -82,9 +89,7 @@ def conv2d(filters: int, kernel: int, *, name: str, strides: int = 1, dilation: 
     networks were built before they matched their references; kept so that
     runs trained then still load and compute what they were trained to).
     """
-    if padding not in PADDINGS:
-        raise ValueError(f"--conv_padding must be one of {PADDINGS}, got {padding!r}.")
-    if padding == "tf_same" or strides == 1:
+    if check_padding(padding) == "tf_same" or strides == 1:
         return layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation,
                              padding="same", name=name, **kwargs)
     return SymmetricConv2D(filters, kernel, strides=strides, dilation_rate=dilation, name=name,
@@ -101,19 +106,17 @@ class TorchBatchNormalization(layers.BatchNormalization):
     width, over all replicas when synchronised) the tracked variance is
     therefore n / (n - 1) times larger here than Keras' own, which matters at
     a 1x1 bottleneck (n = batch size). The variables are Keras' own, so
-    checkpoints of either layer load into the other. On one device the batch
-    moments are `shifted_moments`, tighter in float32 than Keras' own.
+    checkpoints of either layer load into the other.
     """
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        if self.synchronized:
-            mean, variance = self._moments(x, None)  # sums all-reduced over replicas
-        else:
-            mean, variance = shifted_moments(x, self._reduction_axes)
-            mean, variance = ops.reshape(mean, [-1]), ops.reshape(variance, [-1])
+        # Keras' own moments (all-reduced over replicas when synchronised), not
+        # `shifted_moments`: one device and several replicas must round the same
+        # way, or GLCIC's first ADADELTA steps drift apart by a percent.
+        mean, variance = self._moments(x, None)
         count = ops.cast(ops.size(x) // ops.shape(x)[self.axis], x.dtype)
         replica_context = tf.distribute.get_replica_context()
         if self.synchronized and replica_context is not None:

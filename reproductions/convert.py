@@ -358,10 +358,14 @@ def convert(paper: str, weights_path: str, workdir: str) -> dict:
     return record
 
 
-flags.DEFINE_enum("paper", None, list(CONVERTIBLE), "Whose released weights --weights holds.")
-flags.DEFINE_string("weights", None, "The released file (.t7 for glcic and context_encoder, "
-                    ".pth for dmfn).")
-flags.DEFINE_string("workdir", None, "New folder for the converted run.")
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so that importing this module
+    (as the tests do, next to other tools that have a --workdir) defines none."""
+    flags.DEFINE_enum("paper", None, list(CONVERTIBLE), "Whose released weights --weights "
+                      "holds.")
+    flags.DEFINE_string("weights", None, "The released file (.t7 for glcic and "
+                        "context_encoder, .pth for dmfn).")
+    flags.DEFINE_string("workdir", None, "New folder for the converted run.")
 
 
 def main(argv):
@@ -378,4 +382,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -195,7 +195,7 @@ def test_batch_norm_tracks_the_unbiased_variance_as_torch_does():
 
 
 
-def test_normalisation_statistics_are_tight_in_float32():
+def test_instance_norm_statistics_are_tight_in_float32():
     # A map whose mean is 20 standard deviations from zero, as after a conv with a
     # large bias: plain float32 moments lose the mean to rounding, the shifted ones not.
     rng = np.random.default_rng(0)
@@ -207,10 +207,6 @@ def test_normalisation_statistics_are_tight_in_float32():
     keras_own = np.abs(keras.layers.GroupNormalization(
         groups=-1, center=False, scale=False, epsilon=1e-5)(x).numpy() - exact).max()
     assert ours < 1e-5 and ours < keras_own / 4
-    batch_norm = model_utils.batch_norm("bn")
-    batch = np.abs(batch_norm(x, training=True).numpy() - (x64 - x64.mean(axis=(0, 1, 2))) /
-                   np.sqrt(x64.var(axis=(0, 1, 2)) + 1e-5)).max()
-    assert batch < 1e-5
 
 
 def test_runs_written_before_the_padding_fix_keep_tensorflows_padding(tmp_path):

@@ -88,9 +88,7 @@ class Config:
                                  f"{', '.join(masks.MASK_EXTENSIONS)}).")
         if self.vgg not in ("vgg19", "vgg16"):
             raise ValueError(f"--vgg must be vgg19 or vgg16, got {self.vgg!r}.")
-        if self.conv_padding not in model_utils.PADDINGS:
-            raise ValueError(f"--conv_padding must be one of {model_utils.PADDINGS}, got "
-                             f"{self.conv_padding!r}.")
+        model_utils.check_padding(self.conv_padding)
         if self.dmfb not in model_lib.DMFB_VARIANTS:
             raise ValueError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
                              f"{self.dmfb!r}.")

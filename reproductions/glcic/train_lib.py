@@ -82,9 +82,7 @@ class Config:
                              f"({self.shorter_side_max}).")
         if self.completion_steps < 0 or self.discriminator_steps < 0:
             raise ValueError("--completion_steps and --discriminator_steps must be >= 0.")
-        if self.conv_padding not in model_utils.PADDINGS:
-            raise ValueError(f"--conv_padding must be one of {model_utils.PADDINGS}, got "
-                             f"{self.conv_padding!r}.")
+        model_utils.check_padding(self.conv_padding)
         if self.d_fc_activation not in model_lib.FC_ACTIVATIONS:
             raise ValueError(f"--d_fc_activation must be one of {model_lib.FC_ACTIVATIONS}, got "
                              f"{self.d_fc_activation!r}.")
