@@ -89,7 +89,7 @@ def conv_kernel(module, kind: str) -> np.ndarray:
 
 def batch_norm_weights(module, epsilon: float = 1e-5) -> list[np.ndarray]:
     """[gamma, beta, moving mean, moving variance] of a SpatialBatchNormalization."""
-    eps = float(_get(module, "eps") or 1e-5)
+    eps = float(torch_files.t7_field(module, "eps") or 1e-5)
     if abs(eps - epsilon) > 1e-9:
         raise LayerMismatch(f"a BatchNorm has eps {eps}, the suite's networks {epsilon}.")
     variance = torch_files.t7_field(module, "running_var")
@@ -104,14 +104,7 @@ def batch_norm_weights(module, epsilon: float = 1e-5) -> list[np.ndarray]:
 def _describe(kind: str, module) -> str:
     fields = ("nInputPlane", "nOutputPlane", "kW", "dW", "padW", "dilationW")
     return f"{kind}(" + ", ".join(f"{f}={module[f]}" for f in fields
-                                   if _get(module, f) is not None) + ")"
-
-
-def _get(module, name):
-    try:
-        return module[name]
-    except (KeyError, AttributeError):
-        return None
+                                   if torch_files.t7_field(module, f) is not None) + ")"
 
 
 def check_module(position: int, kind: str, module, expected_kinds: tuple[str, ...],
@@ -126,7 +119,7 @@ def check_module(position: int, kind: str, module, expected_kinds: tuple[str, ..
                   "dilation": ("dilationW", "dilationH"), "in": ("nInputPlane",),
                   "out": ("nOutputPlane",)}[name]
         for field in fields:
-            actual = _get(module, field)
+            actual = torch_files.t7_field(module, field)
             if actual is None and name == "dilation":
                 actual = 1
             if actual is None or int(actual) != value:
@@ -137,11 +130,6 @@ def check_module(position: int, kind: str, module, expected_kinds: tuple[str, ..
 def _weight_modules(modules, skip=("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity",
                                    "Dropout")) -> list[tuple[int, str, object]]:
     return [(i, kind, m) for i, (kind, m) in enumerate(modules) if kind not in skip]
-
-
-def _bias_or_zero(module, channels: int) -> np.ndarray:
-    bias = torch_files.t7_field(module, "bias")
-    return np.zeros(channels, np.float32) if bias is None else bias
 
 
 def convert_glcic(network, mean) -> tuple[object, dict[str, list[np.ndarray]], np.ndarray]:
@@ -166,18 +154,18 @@ def convert_glcic(network, mean) -> tuple[object, dict[str, list[np.ndarray]], n
             check_module(pos, kind, conv, kinds, kernel=kernel, stride=stride,
                          pad=dilation * (kernel - 1) // 2, dilation=dilation, **{"in": in_channels},
                          out=out)
-            weights[f"conv{n}"] = [conv_kernel(conv, "conv"), _bias_or_zero(conv, out)]
+            weights[f"conv{n}"] = [conv_kernel(conv, "conv"), torch_files.t7_field(conv, "bias", np.zeros(out, np.float32))]
         else:
             check_module(pos, kind, conv, ("SpatialFullConvolution",), kernel=4, stride=2, pad=1,
                          **{"in": in_channels}, out=out)
-            weights[f"deconv{n}"] = [conv_kernel(conv, "deconv"), _bias_or_zero(conv, out)]
+            weights[f"deconv{n}"] = [conv_kernel(conv, "deconv"), torch_files.t7_field(conv, "bias", np.zeros(out, np.float32))]
         check_module(bn_pos, bn_kind, bn, ("SpatialBatchNormalization",))
         weights[f"bn{n}"] = batch_norm_weights(bn)
         in_channels = out
     pos, kind, last = modules[-1]
     check_module(pos, kind, last, ("SpatialConvolution",), kernel=3, stride=1, pad=1,
                  **{"in": in_channels}, out=3)
-    weights["conv17"] = [conv_kernel(last, "conv"), _bias_or_zero(last, 3)]
+    weights["conv17"] = [conv_kernel(last, "conv"), torch_files.t7_field(last, "bias", np.zeros(3, np.float32))]
     mean = np.asarray(mean, np.float32).reshape(-1)
     if mean.shape != (3,):
         raise LayerMismatch(f"the file's mean pixel has {mean.size} values, expected 3 (RGB).")
