@@ -144,7 +144,23 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
     command = train_command(paper, config, workdir, train_dir, held_out_dir, smoke)
     logging.info("%s: training to step %d: %s", name, target, " ".join(command))
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-    start, load_before = time.time(), os.getloadavg()[0]
+    # The entry is rewritten every minute, not only at the end, so that a session killed
+    # from outside (a shell closed, a machine stopped) still counts the time it trained.
+    timings = load_timings(root)
+    entry = timings.setdefault(name, {"seconds": 0.0, "sessions": 0, "load_at_start": []})
+    entry["sessions"] += 1
+    entry["load_at_start"].append(round(os.getloadavg()[0], 2))
+    loads = entry.setdefault("load_samples", [])
+    seconds_before, start, last_save = entry["seconds"], time.time(), 0.0
+
+    def save_progress() -> None:
+        entry["seconds"] = seconds_before + time.time() - start
+        entry["steps"] = train_loop.latest_step(workdir)
+        loads.append(round(os.getloadavg()[0], 2))
+        entry["load_mean"] = round(sum(loads) / len(loads), 2)
+        save_timings(root, timings)
+
+    save_progress()
     with open(os.path.join(root, "logs", f"{name}.log"), "a") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True,
@@ -153,14 +169,12 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
             log.write(line)
             if "step " in line or "error" in line.lower():
                 print(f"[{name}] {line.rstrip()}", flush=True)
+            if time.time() - last_save > 60:
+                log.flush()
+                save_progress()
+                last_save = time.time()
         code = process.wait()
-    timings = load_timings(root)
-    entry = timings.setdefault(name, {"seconds": 0.0, "sessions": 0, "load_at_start": []})
-    entry["seconds"] += time.time() - start
-    entry["sessions"] += 1
-    entry["load_at_start"].append(round(load_before, 2))
-    entry["steps"] = train_loop.latest_step(workdir)
-    save_timings(root, timings)
+    save_progress()
     if code != 0:
         raise RuntimeError(f"Training {name} failed (exit {code}); see "
                            f"{root}/logs/{name}.log. Rerun the study to resume it.")
@@ -185,7 +199,7 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
 
 def timing_table(root: str, names: list[str]) -> str:
     timings = load_timings(root)
-    lines = ["| run | config | steps | training time | sessions | load at start |",
+    lines = ["| run | config | steps | training time | sessions | mean load (2 cores) |",
              "|---|---|---|---|---|---|"]
     for name, paper, config, what in RUNS:
         if name not in names or name not in timings:
@@ -194,7 +208,7 @@ def timing_table(root: str, names: list[str]) -> str:
         minutes = entry["seconds"] / 60
         lines.append(f"| {name} ({what}) | `reproductions/{paper}/configs/{config}` | "
                      f"{entry['steps']:,} | {minutes:.0f} min | {entry['sessions']} | "
-                     f"{', '.join(str(x) for x in entry['load_at_start'])} |")
+                     f"{entry.get('load_mean', '?')} |")
     return "\n".join(lines) + "\n"
 
 
