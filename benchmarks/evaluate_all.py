@@ -23,7 +23,7 @@ from absl import flags
 from common import baselines
 from common import evaluation
 from common import flags as common_flags
-from common import train_loop
+from common import run_dir
 from reproductions import inpainters
 from reproductions import papers
 
@@ -43,7 +43,7 @@ FLAGS = flags.FLAGS
 
 def trained_steps(workdir: str) -> int:
     """The step of a run's latest checkpoint."""
-    step = train_loop.latest_step(workdir)
+    step = run_dir.latest_step(workdir)
     if not step:
         raise FileNotFoundError(f"No checkpoint in {workdir}.")
     return step

@@ -39,7 +39,7 @@ from absl import logging
 
 from common import evaluation
 from common import splits
-from common import train_loop
+from common import run_dir
 from reproductions import inpainters
 from reproductions import papers
 
@@ -140,7 +140,7 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
     workdir = os.path.join(root, name)
     target = 2 if smoke else config_steps(os.path.join(REPO, "reproductions", paper, "configs",
                                                        config))
-    if train_loop.latest_step(workdir) >= target:
+    if run_dir.latest_step(workdir) >= target:
         logging.info("%s: finished (%d steps), skipped.", name, target)
         return
     command = train_command(paper, config, workdir, train_dir, held_out_dir, smoke)
@@ -157,7 +157,7 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
 
     def save_progress() -> None:
         entry["seconds"] = seconds_before + time.time() - start
-        entry["steps"] = train_loop.latest_step(workdir)
+        entry["steps"] = run_dir.latest_step(workdir)
         loads.append(round(os.getloadavg()[0], 2))
         entry["load_mean"] = round(sum(loads) / len(loads), 2)
         save_timings(root, timings)
@@ -187,7 +187,7 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
     """metrics.json of one method on one mask set; reused while the run has not moved on."""
     _, _, workdir = method.partition(":")
     options = {"postprocess": postprocess, "limit": limit,
-               "checkpoint_step": train_loop.latest_step(workdir) if workdir else None}
+               "checkpoint_step": run_dir.latest_step(workdir) if workdir else None}
     path = os.path.join(output, "metrics.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -318,11 +318,11 @@ def main(argv):
         print(f"Training took {(trained - started) / 60:.1f} min in this call.")
         return 0
     tables = {}
-    for mask_name, source, papers in MASK_SETS:
+    for mask_name, source, scored_papers in MASK_SETS:
         mask_source = FLAGS.masks if source == "nvidia_irregular" else source
         methods = [(b, b, False) for b in BASELINES]
         for name, paper, _, _ in runs:
-            if papers is None or paper in papers:
+            if scored_papers is None or paper in scored_papers:
                 methods.append((f"{paper}:{os.path.join(root, name)}", name, False))
                 if paper == "glcic":  # the network alone, then with the paper's blending
                     methods.append((methods[-1][0], f"{name}_postprocessed", True))

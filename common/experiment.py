@@ -7,6 +7,7 @@ the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,7 +20,9 @@ from absl import logging
 
 from common import data as data_lib
 from common import flags as common_flags
+from common import run_dir
 from common import train_loop
+from common.errors import UserError
 
 SAMPLE_IMAGES = 6
 
@@ -106,10 +109,70 @@ def check_legacy_resume(workdir: str, config) -> None:
     _, recorded = read_paper_config(workdir)
     for name, legacy in LEGACY_FIELD_VALUES.items():
         if hasattr(config, name) and name not in recorded and getattr(config, name) != legacy:
-            raise ValueError(
+            raise UserError(
                 f"{workdir} holds a run trained with --{name}={legacy} (it was written before "
                 f"that flag existed); resume it with --{name}={legacy}, or start a new "
                 f"--workdir for --{name}={getattr(config, name)}.")
+
+
+# Shared flags a run keeps for its whole length: the data, its order and the
+# position in it (counted in batches), and the networks' dtypes.
+FIXED_RUN_FLAGS = ("train_data", "batch_size", "seed", "shuffle_buffer", "mixed_precision")
+# Flags that only say where things are or how the loop reports; never compared.
+_PLACE_FLAGS = ("workdir",)
+
+
+def _same_value(name: str, old: str, new: str) -> bool:
+    if name in ("train_data", "vgg_weights", "mask_dir") and old and new and \
+            os.path.exists(old) and os.path.exists(new):
+        return os.path.realpath(old) == os.path.realpath(new)
+    return old == new
+
+
+def resume_changes(workdir: str, paper: str, config,
+                   flag_lines: tuple[str, ...]) -> list[str]:
+    """What differs from the run in `workdir`; refuses what a run cannot change.
+
+    A run may be resumed with other learning rates and optimizer settings
+    (the paper Config's RESUMABLE fields), another length, other logging,
+    checkpoint and evaluation settings. Other fields of the paper's Config and
+    FIXED_RUN_FLAGS are refused, before any file of the run is touched. A work
+    directory without a checkpoint has nothing to keep and accepts anything.
+
+    Returns:
+      One "--name: old -> new" line per accepted change, for the log.
+    """
+    if not run_dir.has_checkpoint(workdir):
+        return []
+    refused, accepted = [], []
+    if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        recorded_paper, fields = read_paper_config(workdir)
+        if recorded_paper != paper:
+            raise UserError(f"--workdir {workdir} holds a {recorded_paper} run, not {paper}: "
+                            f"use that paper's train.py, or another --workdir.")
+        check_legacy_resume(workdir, config)
+        recorded = with_legacy_fields(type(config), fields)
+        current = json.loads(json.dumps(dataclasses.asdict(config)))
+        resumable = getattr(type(config), "RESUMABLE", ())
+        for name in sorted(current.keys() & recorded.keys()):
+            old, new = recorded[name], current[name]
+            if old != new and not _same_value(name, str(old), str(new)):
+                (accepted if name in resumable else refused).append(
+                    f"--{name}: {old} -> {new}")
+    old_flags = common_flags.read_flagfile(os.path.join(workdir, "flags.cfg"))
+    new_flags = common_flags.parse_flag_lines(flag_lines)
+    config_names = {f.name for f in dataclasses.fields(config)}
+    for name in sorted(old_flags.keys() & new_flags.keys() - config_names - set(_PLACE_FLAGS)):
+        old, new = old_flags[name], new_flags[name]
+        if not _same_value(name, old, new):
+            (refused if name in FIXED_RUN_FLAGS else accepted).append(f"--{name}: {old} -> {new}")
+    if refused:
+        raise UserError(
+            f"--workdir {workdir} holds a run trained with other settings ("
+            + "; ".join(refused) + "). Resume it with --flagfile="
+            f"{os.path.join(workdir, 'flags.cfg')} (learning rates, lengths, logging and "
+            "evaluation may change), or use a new --workdir.")
+    return accepted
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
@@ -139,26 +202,38 @@ def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = train_loop.make_strategy(run_config.strategy)
     train_loop.check_batch_divides(run_config.data.batch_size, strategy)
-    if train_loop.is_chief(run_config.strategy):
-        check_legacy_resume(run_config.loop.workdir, config)
-        write_paper_config(run_config.loop.workdir, paper, config)
-    train_loop.set_precision(run_config.mixed_precision)
-    set_determinism(run_config.data.seed, run_config.deterministic)
-    with strategy.scope():
-        task = build_task()
-    data = run_config.data
-    if prepare is not None:
-        prepare(task, train_loop.has_checkpoint(run_config.loop.workdir))
+    workdir = run_config.loop.workdir
+    chief = train_loop.is_chief(run_config.strategy)
+    with run_dir.locked(workdir) if chief else contextlib.nullcontext():
+        changes = resume_changes(workdir, paper, config, run_config.flag_lines) if chief else []
+        train_loop.set_precision(run_config.mixed_precision)
+        set_determinism(run_config.data.seed, run_config.deterministic)
+        with strategy.scope():
+            task = build_task()
+        data = run_config.data
+        if prepare is not None:
+            prepare(task, run_dir.has_checkpoint(workdir))
 
-    def make_train_dataset(start_index: int) -> tf.data.Dataset:
-        return make_dataset(paper_input, data, spec=data.train_data, training=True,
-                            batch_size=data.batch_size, start_index=start_index)
+        def make_train_dataset(start_index: int) -> tf.data.Dataset:
+            return make_dataset(paper_input, data, spec=data.train_data, training=True,
+                                batch_size=data.batch_size, start_index=start_index)
 
-    eval_dataset = None
-    if data.eval_data:
-        eval_dataset = make_dataset(paper_input, data, spec=data.eval_data, training=False,
-                                    batch_size=data.batch_size, num_examples=data.eval_examples)
-    logging.info("Training %s.", type(task).__name__)
-    return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
-                            sample_batch=sample_batch(paper_input, data),
-                            eval_dataset=eval_dataset)
+        def record_run(start_step: int) -> None:
+            # Only now, with the checkpoint restored into these networks, are the
+            # run's files rewritten: a refused resume leaves them as they were.
+            if start_step and changes:
+                logging.info("Resuming with changed flags: %s.", "; ".join(changes))
+            write_paper_config(workdir, paper, config)
+            if run_config.flag_lines:
+                common_flags.write_flagfile(os.path.join(workdir, "flags.cfg"),
+                                            run_config.flag_lines)
+
+        eval_dataset = None
+        if data.eval_data:
+            eval_dataset = make_dataset(paper_input, data, spec=data.eval_data, training=False,
+                                        batch_size=data.batch_size,
+                                        num_examples=data.eval_examples)
+        logging.info("Training %s.", type(task).__name__)
+        return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
+                                sample_batch=sample_batch(paper_input, data),
+                                eval_dataset=eval_dataset, on_start=record_run)

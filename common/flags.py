@@ -21,6 +21,7 @@ from absl import logging
 
 from common import data as data_lib
 from common import train_loop
+from common.errors import UserError
 
 
 def define_common_flags() -> None:
@@ -78,6 +79,9 @@ class RunConfig:
     mixed_precision: str
     strategy: str
     deterministic: bool = False
+    # The resolved flags ("--name=value" lines), recorded in workdir/flags.cfg
+    # once the run starts; empty when the run was configured without flags.
+    flag_lines: tuple[str, ...] = ()
 
 
 def _require_positive(values: flags.FlagValues, *names: str) -> None:
@@ -119,15 +123,20 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
                       eval_examples=values.eval_examples, batch_size=values.batch_size,
                       seed=values.seed, shuffle_buffer=values.shuffle_buffer)
     return RunConfig(loop=loop, data=data, mixed_precision=values.mixed_precision,
-                     strategy=values.strategy, deterministic=values.deterministic)
+                     strategy=values.strategy, deterministic=values.deterministic,
+                     flag_lines=resolved_flag_lines(values))
 
 
 # Flags of these modules are absl's or TensorFlow's own, not the run's.
 _FOREIGN_MODULE_PREFIXES = ("absl", "tensorflow", "keras", "tensorboard", "tensorflow_datasets")
 
 
-def write_flagfile(path: str, values: flags.FlagValues = flags.FLAGS) -> None:
-    """Writes the resolved flags so `train.py --flagfile=PATH` relaunches the run."""
+def resolved_flag_lines(values: flags.FlagValues = flags.FLAGS) -> tuple[str, ...]:
+    """The run's flags as sorted "--name=value" lines (absl's and TensorFlow's left out).
+
+    Booleans are written "--name=true|false" (absl reads that form too), so every
+    line names its flag.
+    """
     lines = []
     for module, module_flags in values.flags_by_module_dict().items():
         if module.startswith(_FOREIGN_MODULE_PREFIXES):
@@ -135,15 +144,48 @@ def write_flagfile(path: str, values: flags.FlagValues = flags.FLAGS) -> None:
         for flag in module_flags:
             if flag.name in ("flagfile", "dry_run"):
                 continue
-            serialized = flag.serialize()
-            if serialized:
-                lines.append(serialized)
+            if isinstance(flag, flags.BooleanFlag):
+                lines.append(f"--{flag.name}={'true' if flag.value else 'false'}")
+            elif flag.serialize():
+                lines.append(flag.serialize())
+    return tuple(sorted(set(lines)))
+
+
+def write_flagfile(path: str, lines: tuple[str, ...]) -> None:
+    """Writes resolved flag lines so that `train.py --flagfile=PATH` relaunches the run."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("# Resolved flags of this run; relaunch with --flagfile=" + path + "\n")
-        f.write("\n".join(sorted(set(lines))) + "\n")
+        f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
+
+
+def parse_flag_lines(lines) -> dict[str, str]:
+    """name -> value of "--name=value" lines; an older flags.cfg's "--name" and
+    "--noname" booleans become "true" and "false"."""
+    values = {}
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("--"):
+            continue
+        name, equals, value = line[2:].partition("=")
+        if equals:
+            values[name] = value
+        elif name.startswith("no"):
+            values[name] = "true"
+            values.setdefault(name[2:], "false")  # whichever of the two names the flag has
+        else:
+            values[name] = "true"
+    return values
+
+
+def read_flagfile(path: str) -> dict[str, str]:
+    """The flags a run recorded in its flags.cfg (empty if there is none)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return parse_flag_lines(f)
 
 
 @contextlib.contextmanager
@@ -156,7 +198,7 @@ def user_errors():
     """
     try:
         yield
-    except (ValueError, OSError, train_loop.NonFiniteLossError) as error:
+    except (UserError, ValueError, OSError, train_loop.NonFiniteLossError) as error:
         logging.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -181,8 +223,5 @@ def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> in
         if flags.FLAGS.dry_run:
             print(json.dumps(paper.parameter_counts(paper.build_task(config))))
             return 0
-        run_settings = run_config()
-        if train_loop.is_chief(run_settings.strategy):
-            write_flagfile(os.path.join(run_settings.loop.workdir, "flags.cfg"))
-        result = paper.run(config, run_settings)
+        result = paper.run(config, run_config())
     return 130 if result.interrupted else 0

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import socket
@@ -43,6 +42,8 @@ import keras
 from absl import logging
 
 from common import metrics as metrics_lib
+from common import run_dir
+from common.errors import UserError
 from common import visualize
 
 
@@ -266,23 +267,6 @@ def check_free_space(directory: str, one_checkpoint: int, keep: int) -> None:
             "--keep_checkpoints, or choose another --workdir.")
 
 
-def truncate_metrics_log(path: str, last_step: int) -> None:
-    """Drops log lines after `last_step`: those steps are recomputed after a resume."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
-
-
-def append_metrics(path: str, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -422,31 +406,45 @@ def steps_until_event(step: int, config: "LoopConfig", phase_at: Callable[[int],
     return limit - step
 
 
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(workdir, "checkpoints")
-
-
-def latest_step(workdir: str) -> int:
-    """The step of the latest checkpoint in `workdir`, 0 if there is none."""
-    latest = tf.train.latest_checkpoint(checkpoint_dir(workdir))
-    return 0 if latest is None else int(re.search(r"ckpt-(\d+)$", latest).group(1))
-
-
-def has_checkpoint(workdir: str) -> bool:
-    """Whether the work directory holds a checkpoint to resume from."""
-    return tf.train.latest_checkpoint(checkpoint_dir(workdir)) is not None
-
-
 def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, workdir: str) -> None:
     """Restores a checkpoint, or explains why it does not fit the networks."""
     try:
         checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError) as error:
-        raise ValueError(
+        raise UserError(
             f"The checkpoint {path} does not match the networks built from "
             f"the current flags (was the run started with other settings?). Relaunch it with "
             f"--flagfile={os.path.join(workdir, 'flags.cfg')}, or use a new --workdir. "
             f"Details: {error}") from error
+
+
+def _learning_rate_variables(items: Mapping[str, object]) -> dict[str, tf.Variable]:
+    """name -> learning-rate variable of each optimizer with a constant learning rate
+    (a schedule is a function of the step and has none)."""
+    found = {}
+    for name, item in items.items():
+        optimizer = getattr(item, "inner_optimizer", item)  # under a loss-scale optimizer
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            rate = getattr(optimizer, "_learning_rate", None)
+            if isinstance(rate, keras.Variable):
+                found[name] = rate
+    return found
+
+
+def restore_learning_rates(variables: Mapping[str, tf.Variable],
+                           configured: Mapping[str, float]) -> None:
+    """Puts back the configured learning rates after a restore, logging each change.
+
+    A checkpoint stores each optimizer's learning rate, so restoring it would
+    silently undo a learning rate changed on resume (for example lowered after
+    a non-finite loss).
+    """
+    for name, variable in variables.items():
+        restored = float(variable.numpy())
+        if not math.isclose(restored, configured[name], rel_tol=1e-6):
+            logging.info("%s: learning rate %g from the flags (the checkpoint had %g).", name,
+                         configured[name], restored)
+            variable.assign(configured[name])
 
 
 def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_name: str,
@@ -458,7 +456,7 @@ def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_
     """
     with writer.as_default(step=step):
         tf.summary.scalar("images_per_second", images_per_second)
-    append_metrics(metrics_path, {"step": step, "split": "train", "phase": phase_name,
+    run_dir.append_metrics(metrics_path, {"step": step, "split": "train", "phase": phase_name,
                                   "images_per_second": images_per_second, **losses})
     logging.info("step %d/%d (%.1f%%) [%s] %.1f img/s ETA %s | %s", step, num_steps,
                  100.0 * step / num_steps, phase_name, images_per_second,
@@ -485,8 +483,11 @@ def evaluate(task: Task, batches) -> dict[str, float]:
 def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], config: LoopConfig,
           *, strategy: tf.distribute.Strategy | None = None,
           sample_batch: Mapping[str, np.ndarray] | None = None,
-          eval_dataset: tf.data.Dataset | None = None) -> TrainResult:
+          eval_dataset: tf.data.Dataset | None = None,
+          on_start: Callable[[int], None] | None = None) -> TrainResult:
     """Trains `task` until `config.num_steps`, resuming from the work directory.
+
+    Resumes from the newest checkpoint that reads in full (see `run_dir`).
 
     Args:
       task: the paper's task, built inside `strategy.scope()`.
@@ -496,6 +497,9 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       strategy: the distribution strategy the task was built under.
       sample_batch: a fixed batch for the image grids.
       eval_dataset: a finite dataset for the periodic evaluation, or None.
+      on_start: called on the chief with the start step once the checkpoint has
+        been restored (it fits the networks), before the first step; records the
+        run's settings.
 
     Returns:
       The final step, whether the run was interrupted, and the last losses.
@@ -510,29 +514,35 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
              or is_chief("multi_worker"))
     prepare_workdir(config.workdir)
-    metrics_path = os.path.join(config.workdir, "metrics.jsonl")
+    metrics_path = os.path.join(config.workdir, run_dir.METRICS_FILE)
 
     with strategy.scope():
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         phase_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
         task.build_optimizers()
     checkpoint = tf.train.Checkpoint(step=step_var, phase=phase_var, **task.checkpoint_items())
-    save_dir = (checkpoint_dir(config.workdir) if chief else
+    save_dir = (run_dir.checkpoint_dir(config.workdir) if chief else
                 os.path.join(config.workdir, "worker_scratch", f"{socket.gethostname()}."
                              f"{os.getpid()}"))
+    # Found (and on the chief repaired) before the manager reads the index.
+    latest = run_dir.newest_readable(run_dir.checkpoint_dir(config.workdir), repair=chief)
     if chief:
         check_free_space(save_dir, checkpoint_bytes(task.checkpoint_items()),
                          config.keep_checkpoints)
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=config.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
     if latest:
+        learning_rates = _learning_rate_variables(task.checkpoint_items())
+        configured = {name: float(v.numpy()) for name, v in learning_rates.items()}
         restore_checkpoint(checkpoint, latest, config.workdir)
+        restore_learning_rates(learning_rates, configured)
         logging.info("Resumed from %s at step %d (phase %s).", latest,
                      int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
     start_step = int(step_var.numpy())
     current_phase = int(phase_var.numpy())  # read once; kept in Python, not read every step
     if chief:
-        truncate_metrics_log(metrics_path, start_step)
+        run_dir.truncate_metrics(metrics_path, start_step)
+        if on_start is not None:
+            on_start(start_step)
     if start_step >= config.num_steps:
         logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
                      config.num_steps)
@@ -588,7 +598,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         with eval_writer.as_default(step=step):
             for key, value in values.items():
                 tf.summary.scalar(key, value)
-        append_metrics(metrics_path, {"step": step, "split": "eval", **values})
+        run_dir.append_metrics(metrics_path, {"step": step, "split": "eval", **values})
         logging.info("eval at step %d: %s", step,
                      " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())))
 

@@ -44,8 +44,8 @@ from absl import flags
 
 from common import experiment
 from common import flags as common_flags
+from common import run_dir
 from common import torch_files
-from common import train_loop
 from reproductions.papers import PAPERS
 
 CONVERTIBLE = ("glcic", "context_encoder", "dmfn")
@@ -291,14 +291,14 @@ def assign_weights(model, weights: dict[str, list[np.ndarray]]) -> None:
 
 def write_workdir(paper: str, task, config, workdir: str, record: dict) -> str:
     """config.json and a step-0 checkpoint of `task`, as a training run writes them."""
-    if train_loop.has_checkpoint(workdir):
+    if run_dir.has_checkpoint(workdir):
         raise ValueError(f"--workdir {workdir} already holds checkpoints: give a new folder.")
     os.makedirs(workdir, exist_ok=True)
     experiment.write_paper_config(workdir, paper, config, extra={"converted_from": record})
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
     checkpoint = tf.train.Checkpoint(step=step, phase=phase, **task.checkpoint_items())
-    manager = tf.train.CheckpointManager(checkpoint, train_loop.checkpoint_dir(workdir),
+    manager = tf.train.CheckpointManager(checkpoint, run_dir.checkpoint_dir(workdir),
                                          max_to_keep=1)
     return manager.save(checkpoint_number=0)
 

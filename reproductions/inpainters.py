@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from common import baselines
 from common import experiment
+from common import run_dir
 from common import train_loop
 from reproductions.glcic import postprocess
 from reproductions.papers import PAPERS
@@ -66,10 +67,10 @@ def size_policy(paper: str) -> tuple[str, int]:
 
 def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
     """Restores the networks (and stored statistics) of the latest checkpoint; not optimizers."""
-    latest = tf.train.latest_checkpoint(train_loop.checkpoint_dir(workdir))
+    latest = run_dir.newest_readable(run_dir.checkpoint_dir(workdir), repair=False)
     if latest is None:
-        raise FileNotFoundError(f"No checkpoint in {train_loop.checkpoint_dir(workdir)}: train "
-                                "first, or give the work directory of a training run.")
+        raise FileNotFoundError(f"No readable checkpoint in {run_dir.checkpoint_dir(workdir)}: "
+                                "train first, or give the work directory of a training run.")
     items = {name: item for name, item in task.checkpoint_items().items()
              if not isinstance(item, keras.optimizers.Optimizer)}
     tf.train.Checkpoint(**items).restore(latest).expect_partial().assert_existing_objects_matched()

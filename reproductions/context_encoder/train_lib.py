@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import keras
 import tensorflow as tf
@@ -36,6 +36,10 @@ FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    # Fields a run may change when it is resumed (optimizer settings, file locations);
+    # any other change is refused (common.experiment.resume_changes).
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("lr_g", "lr_d", "beta1")
 
     variant: str = "center"  # "center" or "random_region"
     adversarial: bool = True  # False: the L2-only model (no discriminator)

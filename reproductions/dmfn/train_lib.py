@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import keras
 import tensorflow as tf
@@ -44,6 +44,10 @@ BOX_POSITIONS = ("random", "center")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    # Fields a run may change when it is resumed (optimizer settings, file locations);
+    # any other change is refused (common.experiment.resume_changes).
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "lr_decay_step", "vgg_weights")
 
     image_size: int = 256
     local_size: int = 128  # the box side, and the local discriminator's input

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -43,6 +43,10 @@ OPTIMIZERS = ("adadelta", "adam")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    # Fields a run may change when it is resumed (optimizer settings, file locations);
+    # any other change is refused (common.experiment.resume_changes).
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "rho", "epsilon", "beta1")
 
     image_size: int = 256
     local_size: int = 128

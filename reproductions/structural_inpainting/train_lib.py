@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -46,6 +46,10 @@ FEATURE_INPUTS = ("composite", "patch")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+
+    # Fields a run may change when it is resumed (optimizer settings, file locations);
+    # any other change is refused (common.experiment.resume_changes).
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "lr_joint", "lr_d", "beta1", "vgg_weights")
 
     architecture: str = "port"  # or "context_encoder": Pathak et al.'s networks
     lambda_feat: float = 1.0  # 0: no feature loss (no VGG)
