@@ -110,7 +110,11 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
         return "tfds", name
     if os.path.isdir(spec):
         return "folder", spec
-    if glob.glob(spec):
+    matches = glob.glob(spec)
+    if matches and all(m.lower().endswith(image_files.IMAGE_EXTENSIONS) for m in matches):
+        raise ValueError(f"{spec!r} is an image file, not a data set: give the folder that "
+                         "holds the images, or a TFRecord pattern.")
+    if matches:
         return "tfrecord", spec
     raise FileNotFoundError(
         f"Data spec {spec!r} is neither 'sample', 'tfds:NAME[:SPLIT]', an existing folder, "
@@ -157,7 +161,8 @@ def _sample_source(seed: int, training: bool) -> Source:
 
 def _folder_source(folder: str, seed: int, training: bool) -> Source:
     scanned = image_files.scan_image_folder(folder)
-    keys = tf.data.Dataset.from_tensor_slices(list(scanned.files))
+    # As bytes: a file name that is not valid UTF-8 is still a path TensorFlow can read.
+    keys = tf.data.Dataset.from_tensor_slices([os.fsencode(p) for p in scanned.files])
     if training:
         keys = keys.shuffle(len(scanned.files), seed=seed, reshuffle_each_iteration=True)
     description = f"folder {folder} ({len(scanned.files)} images"
@@ -169,6 +174,7 @@ def _folder_source(folder: str, seed: int, training: bool) -> Source:
 def _tfrecord_source(pattern: str, seed: int, training: bool,
                      shuffle_buffer: int) -> Source:
     files = sorted(glob.glob(pattern))
+    tfrecords.check_shards(files)
     file_ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)

@@ -9,3 +9,23 @@ class UserError(ValueError):
     and keeps its traceback. It is a ValueError so that callers that catch bad
     values keep working.
     """
+
+
+def check_positive(config, names) -> None:
+    """Each named field of `config` must be a positive finite number (its flag is --NAME).
+
+    Written `not 0 < value < inf` so that NaN fails too (every comparison with
+    NaN is false, so `value <= 0` would let it through).
+    """
+    for name in names:
+        value = getattr(config, name)
+        if not 0 < value < float("inf"):
+            raise UserError(f"--{name} must be a positive finite number, got {value}.")
+
+
+def check_non_negative(config, names) -> None:
+    """Each named field of `config` must be a finite number >= 0 (its flag is --NAME)."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 <= value < float("inf"):
+            raise UserError(f"--{name} must be a finite number >= 0, got {value}.")

@@ -213,7 +213,7 @@ def list_mask_files(folder: str) -> tuple[str, ...]:
       ValueError: if the folder is missing, empty, or its masks look inverted.
     """
     _check_mask_source(folder)
-    return common_masks.load_mask_folder(folder).files
+    return common_masks.load_mask_folder(folder, invert_flag=None).files
 
 
 def mask_for(name: str, source: str, image_size: int,

@@ -199,8 +199,12 @@ def user_errors():
     try:
         yield
     except (UserError, ValueError, OSError, train_loop.NonFiniteLossError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
+        message = str(error)
+        filename = getattr(error, "filename", None)
+        if filename and str(filename) not in message:
+            message = f"{filename}: {message}"  # "No space left on device" says not where
+        logging.error("%s", message)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
 
 

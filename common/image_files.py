@@ -36,7 +36,15 @@ def iter_image_files(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) 
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Image folder {folder!r} does not exist or is not a folder.")
     extensions = tuple(e.lower() for e in extensions)
+    # Symbolic links to folders are followed, each real folder once: a link
+    # back to a parent would otherwise list the same files again and again.
+    visited = set()
     for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs.clear()
+            continue
+        visited.add(real)
         dirs.sort()
         yield from (os.path.join(root, n) for n in sorted(names) if n.lower().endswith(extensions))
 

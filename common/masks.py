@@ -26,12 +26,14 @@ What each paper uses:
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 from typing import Sequence, Union
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from common.image_files import check_image_file, find_image_files
 
@@ -598,34 +600,68 @@ class MaskFolder:
         return _decode_mask(tf.constant(self.files[index]), image_hw, self.invert)
 
 
-def load_mask_folder(folder: str, invert: bool = False) -> MaskFolder:
+def _header_problem(path: str) -> str | None:
+    """Why a mask file is not an image TensorFlow decodes, read from its header only
+    (and PNG chunk checksums), or None: cheap enough for every file of a folder."""
+    try:
+        with Image.open(path) as image:
+            image_format = image.format
+            image.verify()
+    except Exception as error:  # PIL raises many types for broken files.
+        return f"unreadable ({type(error).__name__}: {error})"
+    if image_format not in ("PNG", "JPEG", "BMP", "MPO", "WEBP"):
+        return f"in a format TensorFlow does not decode ({image_format})"
+    return None
+
+
+def load_mask_folder(folder: str, invert: bool = False,
+                     invert_flag: str | None = "--invert_masks") -> MaskFolder:
     """Lists the mask images under `folder` (recursively, sorted) and checks them.
 
-    Up to 64 files, evenly spread, are decoded now (by PIL and by TensorFlow),
-    so that problems show up before training rather than in the middle of
-    it. The other files are only listed.
+    Every file's header is checked, and up to 64 files, evenly spread, are
+    decoded in full (by PIL and by TensorFlow), so that problems show up before
+    training rather than hours into it.
+
+    Args:
+      folder: the mask images (white = hole unless `invert`).
+      invert: black = hole.
+      invert_flag: the caller's flag that sets `invert`, named in the advice
+        when the masks look inverted; None when the caller has none.
 
     Raises:
       FileNotFoundError: if `folder` does not exist.
-      ValueError: if it holds no mask image; if a checked file is unreadable;
-        if the checked masks look inverted (median hole coverage above 50 %:
-        black = hole, pass invert=True); if a checked mask has no hole or no
-        known pixel.
+      ValueError: if it holds no mask image; if a file is unreadable; if the
+        checked masks look inverted (median hole coverage above 50 %); if a
+        checked mask has no hole or no known pixel.
     """
     files = find_image_files(folder, MASK_EXTENSIONS)
     if not files:
         raise ValueError(f"No mask image in {folder!r}: expected files ending in "
                          f"{', '.join(MASK_EXTENSIONS)}.")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        problems = [(p, r) for p, r in zip(files, pool.map(_header_problem, files)) if r]
+    if problems:
+        listed = "; ".join(f"{p}: {r}" for p, r in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(f"{len(problems)} of the {len(files)} mask files in {folder!r} cannot "
+                         f"be used: {listed}{more}. Remove or replace them.")
     checked = sorted({round(i) for i in np.linspace(0, len(files) - 1, min(len(files), _FILES_CHECKED))})
     coverage = {files[i]: _checked_coverage(files[i], invert) for i in checked}
 
+    hole = "black" if invert else "white"
+    if all(c == 1.0 for c in coverage.values()):
+        raise ValueError(f"Every checked mask in {folder!r} ({len(coverage)} files) is all "
+                         f"hole ({hole}): a mask needs known pixels around its hole.")
     median = float(np.median(list(coverage.values())))
     if median > 0.5:
-        flip = "invert=False (white = hole)" if invert else "invert=True"
+        if invert_flag is None:
+            advice = f"make {hole} the hole in the files"
+        else:
+            advice = f"pass {invert_flag}={'false' if invert else 'true'}"
         raise ValueError(
             f"The masks in {folder!r} look inverted: the median hole coverage of {len(coverage)} "
-            f"checked files is {median:.0%}. The suite reads {'black' if invert else 'white'} "
-            f"as hole; if yours are the other way round, pass {flip}.")
+            f"checked files is {median:.0%}. The suite reads {hole} as hole; if yours are "
+            f"the other way round, {advice}.")
     no_hole = [p for p, c in coverage.items() if c == 0.0]
     no_known = [p for p, c in coverage.items() if c == 1.0]
     if no_hole or no_known:

@@ -621,9 +621,13 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
                 raise NonFiniteLossError(
                     f"Non-finite loss at step {int(first_bad)} (losses at step {step + count}: "
                     + ", ".join(f"{k}={v}" for k, v in losses.items())
-                    + f"). Stopped without saving; the last good checkpoint in "
-                    f"{manager.directory} is kept. Lower the learning rate, or try "
-                    "--mixed_precision=none if it is on, then rerun to resume.")
+                    + "). Stopped without saving; "
+                    + (f"the last good checkpoint in {manager.directory} (step "
+                       f"{max(saved_steps)}) is kept. Lower the learning rate (it takes effect "
+                       "on resume), or try --mixed_precision=none if it is on, then rerun to "
+                       "resume." if max(saved_steps) > 0 or latest else
+                       "no checkpoint had been saved yet. Lower the learning rate, or try "
+                       "--mixed_precision=none if it is on, and start again."))
             step += count
             window_steps += count
 

@@ -16,6 +16,8 @@ composite without it.
 
 from __future__ import annotations
 
+import os
+
 import keras
 import tensorflow as tf
 from absl import app
@@ -23,6 +25,7 @@ from absl import flags
 
 from common import flags as common_flags
 from common import train_loop
+from common.errors import UserError
 from reproductions import inpainters
 
 
@@ -52,6 +55,9 @@ def serving_function(paper: str, task: train_loop.Task):
 
 def export(workdir: str, output: str) -> str:
     """Writes the SavedModel of the run in `workdir` to `output`; returns the paper's name."""
+    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+        raise UserError(f"--output {output!r} exists and is not an empty folder: give a new "
+                        "folder for the SavedModel.")
     paper, task = inpainters.load_task(workdir)
     archive = keras.export.ExportArchive()
     for name, item in task.checkpoint_items().items():

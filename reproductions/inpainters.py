@@ -21,6 +21,13 @@ the completion is resized back). GLCIC applies the paper's post-processing
 inpaint.lua never runs it (it defines `--nopostproc` but tests `opt.postproc`,
 which is never set). The center-region models only ever fill their central
 hole: masks elsewhere are not what they were trained for.
+
+Large photos: a fully convolutional network's memory grows with the pixels
+it sees (about 0.9 GB per megapixel for DMFN's paper generator). Above
+`max_megapixels` (default 4) only a window is completed: the hole's bounding
+box with `context` pixels (default 128, at least what the networks saw around
+holes in training) on every side; the rest of the photo cannot change anyway.
+A window itself above the limit is refused with the numbers and the flag.
 """
 
 from __future__ import annotations
@@ -36,12 +43,16 @@ import tensorflow as tf
 
 from common import baselines
 from common import experiment
+from common.errors import UserError
 from common import run_dir
 from common import train_loop
 from reproductions.glcic import postprocess
 from reproductions.papers import PAPERS
+
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
 FITS = ("pad", "resize")
+MAX_MEGAPIXELS = 4.0
+CONTEXT = 128
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -102,12 +113,36 @@ class PaperInpainter:
     postprocess: bool = True  # GLCIC only: fast marching + Poisson blending
     fit: str = "pad"  # fully convolutional models: "pad" or "resize" to a multiple of 4
 
+    max_megapixels: float = MAX_MEGAPIXELS  # fully convolutional models: larger -> a window
+    context: int = CONTEXT  # pixels kept around the hole's bounding box in a window
+
     def __post_init__(self):
         if self.fit not in FITS:
             raise ValueError(f"--fit must be one of {FITS}, got {self.fit!r}.")
+        if not self.max_megapixels > 0:
+            raise UserError(f"--max_megapixels must be positive, got {self.max_megapixels}.")
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
+        policy, _ = size_policy(self.paper)
+        limit = self.max_megapixels * 1e6
+        if policy == "resize" or mask.size <= limit:
+            return self._inpaint(image, mask)
+        top, bottom, left, right = hole_window(mask, self.context)
+        window = (bottom - top) * (right - left)
+        if window > limit:
+            raise UserError(
+                f"The hole with {self.context} px of context spans {right - left}x"
+                f"{bottom - top} px ({window / 1e6:.1f} MP), above --max_megapixels="
+                f"{self.max_megapixels:g} ({self.paper} needs about 0.9 GB per megapixel): "
+                "raise --max_megapixels if the memory is there, or resize the photo.")
+        completed = image.copy()
+        completed[top:bottom, left:right] = self._inpaint(image[top:bottom, left:right],
+                                                          mask[top:bottom, left:right])
+        return completed
+
+    def _inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The paper's size policy and post-processing on the whole of `image`."""
         policy, size = size_policy(self.paper)
         if policy == "resize":
             height, width = mask.shape
@@ -151,6 +186,15 @@ class PaperInpainter:
         return tf.image.resize(completed[None], [height, width]).numpy()[0]
 
 
+def hole_window(mask: np.ndarray, context: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the hole's bounding box grown by `context` px on
+    each side, clipped to the image; end indices are exclusive."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (max(0, rows[0] - context), min(height, rows[-1] + 1 + context),
+            max(0, cols[0] - context), min(width, cols[-1] + 1 + context))
+
+
 class SavedModelInpainter:
     """An exported model (reproductions/export.py), loaded without the suite's code."""
 
@@ -166,7 +210,8 @@ class SavedModelInpainter:
         return np.where(mask[..., None], composite.numpy()[0], image).astype(np.float32)
 
 
-def load(method: str, postprocess: bool = True, fit: str = "pad") -> Inpainter:
+def load(method: str, postprocess: bool = True, fit: str = "pad",
+         max_megapixels: float = MAX_MEGAPIXELS) -> Inpainter:
     """The inpainter named by `method` (see the module docstring)."""
     if method in baselines.BASELINES:
         return baselines.BASELINES[method]
@@ -177,6 +222,7 @@ def load(method: str, postprocess: bool = True, fit: str = "pad") -> Inpainter:
         paper, task = load_task(path)
         if paper != kind:
             raise ValueError(f"--method says {kind} but {path} holds a {paper} run.")
-        return PaperInpainter(paper, task, postprocess=postprocess, fit=fit)
+        return PaperInpainter(paper, task, postprocess=postprocess, fit=fit,
+                              max_megapixels=max_megapixels)
     raise ValueError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
                      f"PAPER:WORKDIR with PAPER in {PAPERS}, or saved_model:PATH.")

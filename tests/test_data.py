@@ -589,3 +589,55 @@ def test_central_crop_policy_crops_the_centre_in_training_too():
                                   training=True).numpy() for s in range(4)]
     for crop in crops:
         np.testing.assert_allclose((crop[0, :, 0] + 1) * 127.5, np.arange(30, 70), atol=1e-3)
+
+
+# --------------------------------------------------------------------------
+# Data that would otherwise fail late or silently.
+# --------------------------------------------------------------------------
+
+def _write_photos(folder, names):
+    os.makedirs(folder, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(_ramp(40, 40, step=i + 1)).save(os.path.join(folder, name))
+
+
+def test_a_symlink_loop_lists_each_image_once(tmp_path):
+    _write_photos(tmp_path / "photos", ["a.png", "b.png"])
+    os.symlink(tmp_path / "photos", tmp_path / "photos" / "loop")  # points at its parent
+    os.makedirs(tmp_path / "photos" / "sub")
+    os.symlink(tmp_path / "photos" / "sub", tmp_path / "photos" / "sub" / "again")
+    source = data.make_source(str(tmp_path / "photos"), seed=0, training=False)
+    assert source.size == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+    folder = tmp_path / "photos"
+    _write_photos(folder, ["plain.png"])
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.png")  # Latin-1, not UTF-8
+    with open(os.path.join(os.fsencode(folder), b"plain.png"), "rb") as f, open(odd, "wb") as g:
+        g.write(f.read())
+    dataset = data.make_dataset(str(folder), batch_size=2, policy=data.CropPolicy(crop_size=CROP),
+                                example_fn=example_fn, seed=0, training=False)
+    assert len(_batches(dataset)) == 1
+
+
+def test_an_image_file_given_as_data_is_named(tmp_path):
+    _write_photos(tmp_path, ["photo.png"])
+    with pytest.raises(ValueError, match="is an image file, not a data set"):
+        data.parse_data_spec(str(tmp_path / "photo.png"))
+
+
+def test_a_truncated_tfrecord_shard_is_named_at_start(tmp_path):
+    photos = tmp_path / "photos"
+    _write_photos(photos, [f"{i}.png" for i in range(6)])
+    prefix = str(tmp_path / "records" / "train")
+    tfrecords.build_tfrecords(str(photos), prefix, 2, num_workers=1)
+    first, second = tfrecords.shard_paths(prefix, 2)
+    assert tfrecords.framing_problem(first) is None
+    with open(second, "r+b") as f:
+        f.truncate(os.path.getsize(second) - 10)
+    assert "record 2 at byte" in tfrecords.framing_problem(second)
+    with pytest.raises(ValueError, match=re.escape(second)):
+        data.make_source(prefix + "-*", seed=0, training=True)
+    (tmp_path / "photo.jpg").write_bytes(open(photos / "0.png", "rb").read())
+    assert "not a TFRecord file" in tfrecords.framing_problem(str(tmp_path / "photo.jpg"))

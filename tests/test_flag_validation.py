@@ -67,3 +67,16 @@ def test_benchmark_refuses_an_unknown_paper_or_config(args, message):
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert_refused(result, message)
+
+
+def test_nan_learning_rates_and_flags_that_would_be_ignored_are_refused():
+    from reproductions.context_encoder import train_lib as ce_lib
+    from reproductions.dmfn import train_lib as dmfn_lib
+    from reproductions.structural_inpainting import train_lib as si_lib
+
+    with pytest.raises(ValueError, match="--lr_g must be a positive finite number, got nan"):
+        ce_lib.Config(lr_g=float("nan"))
+    with pytest.raises(ValueError, match="--lambda_feat must be a finite number >= 0, got nan"):
+        si_lib.Config(lambda_feat=float("nan"))
+    with pytest.raises(ValueError, match="--mask_dir is read only with --mask_type=irregular"):
+        dmfn_lib.Config(mask_dir="/some/masks", vgg_weights=None)

@@ -141,6 +141,14 @@ def test_inpaint_command_and_its_errors(tmp_path):
     np.testing.assert_array_equal(completed[mask == 0], image[mask == 0])
     assert np.abs(completed[mask > 0].astype(int) - image[mask > 0]).mean() < 10
 
+    # An existing output is kept unless --overwrite says otherwise.
+    result = run("--method=telea", f"--image={image_path}", f"--mask={mask_path}",
+                 f"--output={output}")
+    assert result.returncode == 1 and "exists; pass --overwrite" in result.stderr
+    result = run("--method=ns", f"--image={image_path}", f"--mask={mask_path}",
+                 f"--output={output}", "--overwrite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = tmp_path / "out2.png"
     result = run("--method=telea", f"--image={tmp_path}/missing.jpg", f"--mask={mask_path}",
                  f"--output={output}")
     assert result.returncode == 1 and "missing.jpg" in result.stderr
@@ -152,6 +160,50 @@ def test_inpaint_command_and_its_errors(tmp_path):
     result = run("--method=telea", f"--image={image_path}", f"--mask={empty}",
                  f"--output={output}")
     assert result.returncode == 1 and "has no hole" in result.stderr
+
+
+def test_inpaint_output_is_checked_before_any_work(tmp_path):
+    from reproductions import inpaint
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"x")
+    cases = {str(photo): "is one of the input files",
+             str(tmp_path / "missing" / "out.png"): "does not exist",
+             str(tmp_path / "out.unknown"): "unknown image extension"}
+    for output, message in cases.items():
+        with pytest.raises(ValueError, match=message):
+            inpaint.check_output(output, (str(photo),), overwrite=True)
+    inpaint.check_output(str(tmp_path / "out.jpg"), (str(photo),), overwrite=False)
+
+
+def test_export_refuses_to_write_over_a_file(tmp_path):
+    existing = tmp_path / "model"
+    existing.write_text("something")
+    with pytest.raises(ValueError, match="exists and is not an empty folder"):
+        export.export("unused", str(existing))
+
+
+def test_hole_window_is_the_hole_box_with_context_clipped_to_the_image():
+    mask = np.zeros((100, 200), bool)
+    mask[40:50, 10:30] = True
+    assert inpainters.hole_window(mask, 16) == (24, 66, 0, 46)
+    assert inpainters.hole_window(mask, 100) == (0, 100, 0, 130)
+
+
+def test_large_photos_are_completed_in_a_window_around_the_hole(trained):
+    image, mask = smooth_image(120, 160), np.zeros((120, 160), bool)
+    mask[50:60, 70:84] = True
+    _, task = inpainters.load_task(trained["dmfn"])
+    bounded = inpainters.PaperInpainter("dmfn", task, max_megapixels=0.005, context=16)
+    completed = bounded(image, mask)
+    top, bottom, left, right = inpainters.hole_window(mask, 16)
+    window = inpainters.PaperInpainter("dmfn", task)(image[top:bottom, left:right],
+                                                    mask[top:bottom, left:right])
+    np.testing.assert_array_equal(completed[top:bottom, left:right], window)
+    np.testing.assert_array_equal(completed[~mask], image[~mask])
+    mask[5:115, 5:155] = True  # the window now exceeds the limit: refused, with the flag
+    with pytest.raises(ValueError, match="above --max_megapixels=0.005"):
+        bounded(image, mask)
 
 
 def test_inpaint_eval_command_for_a_baseline_and_a_trained_run(trained, tmp_path):

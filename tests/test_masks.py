@@ -302,8 +302,10 @@ def test_mask_folder_sample_in_graph(mask_dir):
 def test_mask_folder_inverted_polarity(tmp_path):
     for i in range(3):  # black = hole: most of each image is white.
         write_mask(str(tmp_path / f"{i}.png"), (32, 32), (i, i, 8, 8), hole_value=0)
-    with pytest.raises(ValueError, match="invert=True"):
+    with pytest.raises(ValueError, match="pass --invert_masks=true"):
         masks.load_mask_folder(str(tmp_path))
+    with pytest.raises(ValueError, match="make white the hole in the files"):
+        masks.load_mask_folder(str(tmp_path), invert_flag=None)  # a tool without the flag
     folder = masks.load_mask_folder(str(tmp_path), invert=True)
     mask = folder.load(1, 32)
     assert hole_box(mask) == ((1, 1, 8, 8), 64)
@@ -329,6 +331,25 @@ def test_mask_folder_errors(tmp_path):
     # PIL reads 1-bit BMP, TensorFlow does not: caught now, not during training.
     write_mask(str(tmp_path / "one_bit.bmp"), (16, 16), (0, 0, 4, 4), mode="1")
     with pytest.raises(ValueError, match="one_bit.bmp"):
+        masks.load_mask_folder(str(tmp_path))
+
+
+def test_all_white_masks_are_not_called_inverted(tmp_path):
+    for i in range(3):
+        write_mask(str(tmp_path / f"{i}.png"), (16, 16), (0, 0, 16, 16))
+    with pytest.raises(ValueError, match="is all hole") as error:
+        masks.load_mask_folder(str(tmp_path))
+    assert "invert" not in str(error.value)
+
+
+def test_every_mask_file_is_checked_not_only_the_decoded_ones(tmp_path):
+    # 200 files: only 64 are decoded in full, but the headers of all are read.
+    for i in range(200):
+        write_mask(str(tmp_path / f"{i:03d}.png"), (16, 16), (2, 2, 4, 4))
+    decoded = {round(i) for i in np.linspace(0, 199, 64)}
+    spared = next(i for i in range(200) if i not in decoded)
+    (tmp_path / f"{spared:03d}.png").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=f"1 of the 200 mask files .*{spared:03d}.png"):
         masks.load_mask_folder(str(tmp_path))
 
 

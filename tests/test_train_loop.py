@@ -179,6 +179,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
             assert np.all(np.isfinite(reader.get_tensor(name))), name
 
 
+def test_non_finite_loss_before_any_checkpoint_says_there_is_none(tmp_path):
+    with pytest.raises(train_loop.NonFiniteLossError, match="no checkpoint had been saved yet"):
+        train_loop.train(TinyTask(), lambda start: make_dataset(start, poison_at=0),
+                         config(tmp_path, num_steps=10))
+
+
 def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path):
     calls = {"n": 0}
 

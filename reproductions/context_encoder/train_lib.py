@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from common import data as data_lib
+from common import errors
 from common import experiment
 from common import flags as common_flags
 from common import losses
@@ -71,9 +72,7 @@ class Config:
         if self.load_size < self.image_size:
             raise ValueError(f"--load_size ({self.load_size}) must be at least the crop "
                              f"size ({self.image_size}).")
-        for name in ("lr_g", "lr_d", "ngf", "nef", "ndf", "bottleneck"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        errors.check_positive(self, ("lr_g", "lr_d", "ngf", "nef", "ndf", "bottleneck"))
 
 
 def center_patch(images: tf.Tensor, box: tuple[int, int, int]) -> tf.Tensor:

@@ -25,9 +25,10 @@ import tensorflow as tf
 from absl import logging
 
 from common import data as data_lib
+from common import errors
 from common import experiment
-from common import image_files
 from common import flags as common_flags
+from common import image_files
 from common import losses as common_losses
 from common import masks
 from common import model_utils
@@ -81,6 +82,9 @@ class Config:
         if self.box_position not in BOX_POSITIONS:
             raise ValueError(f"--box_position must be one of {BOX_POSITIONS}, got "
                              f"{self.box_position!r}.")
+        if self.mask_dir and self.mask_type != "irregular":
+            raise ValueError(f"--mask_dir is read only with --mask_type=irregular (got "
+                             f"--mask_type={self.mask_type}): add that flag, or drop --mask_dir.")
         if self.mask_type == "irregular":
             if not self.mask_dir:
                 raise ValueError("--mask_type=irregular needs --mask_dir (a folder of mask "
@@ -105,9 +109,10 @@ class Config:
                              f"({self.image_size}).")
         if not 0 <= 2 * self.max_shrink < self.local_size:
             raise ValueError(f"--max_shrink must be in [0, local_size / 2), got {self.max_shrink}.")
-        for name in ("num_blocks", "channels", "d_channels", "lr", "lr_decay_step"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        errors.check_non_negative(self, ("pixel_weight", "feature_weight", "align_weight",
+                                         "gan_weight", "dfm_weight"))
+        errors.check_positive(self, ("num_blocks", "channels", "d_channels", "lr",
+                                     "lr_decay_step"))
 
 
 def _adam(config: Config) -> keras.optimizers.Optimizer:

@@ -27,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from common import data as data_lib
+from common import errors
 from common import experiment
 from common import flags as common_flags
 from common import losses
@@ -92,9 +93,8 @@ class Config:
                              f"{self.d_fc_activation!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        for name in ("alpha", "learning_rate", "cn_channels", "d_channels", "mean_pixel_images"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        errors.check_positive(self, ("alpha", "learning_rate", "cn_channels", "d_channels",
+                                     "mean_pixel_images"))
         if self.mean_pixel is not None and (
                 len(self.mean_pixel) != 3 or not all(0 <= v <= 1 for v in self.mean_pixel)):
             raise ValueError(f"--mean_pixel must be three values in [0, 1] (R,G,B), got "

@@ -25,6 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from common import data as data_lib
+from common import errors
 from common import experiment
 from common import flags as common_flags
 from common import losses as common_losses
@@ -77,8 +78,7 @@ class Config:
         if self.feature_on not in FEATURE_INPUTS:
             raise ValueError(f"--feature_on must be one of {FEATURE_INPUTS}, got "
                              f"{self.feature_on!r}.")
-        if self.lambda_feat < 0 or self.lambda_adv < 0:
-            raise ValueError("--lambda_feat and --lambda_adv must be >= 0 (0 turns a loss off).")
+        errors.check_non_negative(self, ("lambda_feat", "lambda_adv"))  # 0 turns a loss off
         if len(self.feature_layers) != len(self.feature_weights):
             raise ValueError(f"--feature_weights needs one weight per layer of --feature_layers "
                              f"({len(self.feature_layers)}), got {len(self.feature_weights)}.")
@@ -86,9 +86,7 @@ class Config:
             raise ValueError(f"--overlap must be in [0, {HOLE_SIZE // 2}), got {self.overlap}.")
         if self.structural_steps < 0:
             raise ValueError(f"--structural_steps must be >= 0, got {self.structural_steps}.")
-        for name in ("lr", "lr_joint", "lr_d", "width", "bottleneck"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        errors.check_positive(self, ("lr", "lr_joint", "lr_d", "width", "bottleneck"))
         if not IMAGE_SIZE <= self.shorter_side_min <= self.shorter_side_max:
             raise ValueError(f"Need {IMAGE_SIZE} <= --shorter_side_min <= --shorter_side_max, got "
                              f"{self.shorter_side_min}, {self.shorter_side_max}.")
