@@ -23,11 +23,12 @@ which is never set). The center-region models only ever fill their central
 hole: masks elsewhere are not what they were trained for.
 
 Large photos: a fully convolutional network's memory grows with the pixels
-it sees (about 0.9 GB per megapixel for DMFN's paper generator). Above
-`max_megapixels` (default 4) only a window is completed: the hole's bounding
-box with `context` pixels (default 128, at least what the networks saw around
-holes in training) on every side; the rest of the photo cannot change anyway.
-A window itself above the limit is refused with the numbers and the flag.
+it sees (DMFN's paper generator: about 8.5 GB per megapixel, measured on CPU;
+a whole 12-megapixel photo is killed by the kernel for want of memory). Above
+`max_megapixels` (default 1) only a window is completed: the hole's bounding
+box with `context` pixels (default 128) on every side; pixels outside the hole
+never change anyway, and farther ones weigh little in a fill. A window itself
+above the limit is refused with the numbers and the flag.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from reproductions.papers import PAPERS
 
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
 FITS = ("pad", "resize")
-MAX_MEGAPIXELS = 4.0
+MAX_MEGAPIXELS = 1.0
 CONTEXT = 128
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -134,8 +135,9 @@ class PaperInpainter:
             raise UserError(
                 f"The hole with {self.context} px of context spans {right - left}x"
                 f"{bottom - top} px ({window / 1e6:.1f} MP), above --max_megapixels="
-                f"{self.max_megapixels:g} ({self.paper} needs about 0.9 GB per megapixel): "
-                "raise --max_megapixels if the memory is there, or resize the photo.")
+                f"{self.max_megapixels:g} (DMFN's paper generator needs about 8.5 GB per "
+                "megapixel): raise --max_megapixels if the memory is there, or resize the "
+                "photo.")
         completed = image.copy()
         completed[top:bottom, left:right] = self._inpaint(image[top:bottom, left:right],
                                                           mask[top:bottom, left:right])
