@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -153,30 +154,42 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
     entry["sessions"] += 1
     entry["load_at_start"].append(round(os.getloadavg()[0], 2))
     loads = entry.setdefault("load_samples", [])
-    seconds_before, start, last_save = entry["seconds"], time.time(), 0.0
+    seconds_before, start = entry["seconds"], time.time()
+    lock = threading.Lock()
 
     def save_progress() -> None:
-        entry["seconds"] = seconds_before + time.time() - start
-        entry["steps"] = run_dir.latest_step(workdir)
-        loads.append(round(os.getloadavg()[0], 2))
-        entry["load_mean"] = round(sum(loads) / len(loads), 2)
-        save_timings(root, timings)
+        with lock:
+            entry["seconds"] = seconds_before + time.time() - start
+            entry["steps"] = run_dir.latest_step(workdir)
+            loads.append(round(os.getloadavg()[0], 2))
+            entry["load_mean"] = round(sum(loads) / len(loads), 2)
+            save_timings(root, timings)
+
+    finished = threading.Event()
+
+    def save_every_minute() -> None:
+        while not finished.wait(60):
+            save_progress()
 
     save_progress()
+    saver = threading.Thread(target=save_every_minute, daemon=True)
+    saver.start()
     with open(os.path.join(root, "logs", f"{name}.log"), "a") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         for line in process.stdout:
             log.write(line)
+            log.flush()
             if "step " in line or "error" in line.lower():
                 print(f"[{name}] {line.rstrip()}", flush=True)
-            if time.time() - last_save > 60:
-                log.flush()
-                save_progress()
-                last_save = time.time()
         code = process.wait()
+    finished.set()
+    saver.join()
     save_progress()
+    if code == 130:
+        raise RuntimeError(f"Training {name} was stopped (Ctrl-C or SIGTERM) after saving a "
+                           "checkpoint; rerun the study to resume it.")
     if code != 0:
         raise RuntimeError(f"Training {name} failed (exit {code}); see "
                            f"{root}/logs/{name}.log. Rerun the study to resume it.")
