@@ -20,7 +20,7 @@ def test_two_deterministic_runs_give_identical_weights(tmp_path):
         for name in ("a", "b")]
     for run in runs:
         assert run.wait(timeout=300) == 0, run.stderr.read()[-3000:]
-    assert "--deterministic" in (tmp_path / "a" / "flags.cfg").read_text().splitlines()
+    assert "--deterministic=true" in (tmp_path / "a" / "flags.cfg").read_text().splitlines()
     paths = [tf.train.latest_checkpoint(str(tmp_path / name / "checkpoints")) for name in "ab"]
     assert os.path.basename(paths[0]) == os.path.basename(paths[1])
     readers = [tf.train.load_checkpoint(p) for p in paths]

@@ -191,9 +191,13 @@ def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_p
     stored = tf.train.load_checkpoint(str(tmp_path / "checkpoints")).get_tensor(
         "mean_pixel/.ATTRIBUTES/VARIABLE_VALUE")
     assert stored.shape == (3,) and np.all((stored > 0.05) & (stored < 0.95))
-    # Resume with a different --mean_pixel: the stored value wins.
-    resumed = train_lib.run(small_config(completion_steps=2, discriminator_steps=2,
-                                         mean_pixel=(0.1, 0.1, 0.1)),
+    # Another --mean_pixel would change the networks' input: refused, the run untouched.
+    with pytest.raises(ValueError, match=r"--mean_pixel: None -> \[0.1, 0.1, 0.1\]"):
+        train_lib.run(small_config(completion_steps=2, discriminator_steps=2,
+                                   mean_pixel=(0.1, 0.1, 0.1)),
+                      run_config(tmp_path, num_steps=6))
+    # The same settings resume with the stored mean pixel.
+    resumed = train_lib.run(small_config(completion_steps=2, discriminator_steps=2),
                             run_config(tmp_path, num_steps=6))
     assert resumed.step == 6
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
