@@ -33,9 +33,8 @@ from typing import Sequence, Union
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from common.image_files import check_image_file, find_image_files
+from common.image_files import check_image_file, check_image_header, find_image_files
 
 Size = Union[int, Sequence[int]]
 
@@ -600,20 +599,6 @@ class MaskFolder:
         return _decode_mask(tf.constant(self.files[index]), image_hw, self.invert)
 
 
-def _header_problem(path: str) -> str | None:
-    """Why a mask file is not an image TensorFlow decodes, read from its header only
-    (and PNG chunk checksums), or None: cheap enough for every file of a folder."""
-    try:
-        with Image.open(path) as image:
-            image_format = image.format
-            image.verify()
-    except Exception as error:  # PIL raises many types for broken files.
-        return f"unreadable ({type(error).__name__}: {error})"
-    if image_format not in ("PNG", "JPEG", "BMP", "MPO", "WEBP"):
-        return f"in a format TensorFlow does not decode ({image_format})"
-    return None
-
-
 def load_mask_folder(folder: str, invert: bool = False,
                      invert_flag: str | None = "--invert_masks") -> MaskFolder:
     """Lists the mask images under `folder` (recursively, sorted) and checks them.
@@ -639,7 +624,7 @@ def load_mask_folder(folder: str, invert: bool = False,
         raise ValueError(f"No mask image in {folder!r}: expected files ending in "
                          f"{', '.join(MASK_EXTENSIONS)}.")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        problems = [(p, r) for p, r in zip(files, pool.map(_header_problem, files)) if r]
+        problems = [(p, r) for p, r in zip(files, pool.map(check_image_header, files)) if r]
     if problems:
         listed = "; ".join(f"{p}: {r}" for p, r in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""

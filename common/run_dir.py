@@ -66,19 +66,22 @@ def _is_complete(names: list[str]) -> bool:
     return len(shards) == expected
 
 
+def complete_steps(directory: str) -> list[int]:
+    """Sorted steps of the checkpoints in `directory` whose files are all there."""
+    return sorted(s for s, names in checkpoint_files(directory).items() if _is_complete(names))
+
+
 def latest_step(workdir: str) -> int:
     """Step of the newest complete checkpoint on disk (index and data files), 0 if none.
 
     Cheap (no file is read); `newest_readable` also checks the contents.
     """
-    steps = [s for s, names in checkpoint_files(checkpoint_dir(workdir)).items()
-             if _is_complete(names)]
-    return max(steps, default=0)
+    return max(complete_steps(checkpoint_dir(workdir)), default=0)
 
 
 def has_checkpoint(workdir: str) -> bool:
-    """Whether the work directory holds a checkpoint to resume from."""
-    return latest_step(workdir) > 0 or bool(checkpoint_files(checkpoint_dir(workdir)).get(0))
+    """Whether the work directory holds a checkpoint to resume from (step 0 included)."""
+    return bool(complete_steps(checkpoint_dir(workdir)))
 
 
 def checkpoint_problem(prefix: str) -> str | None:
@@ -156,7 +159,7 @@ def newest_readable(directory: str, *, repair: bool) -> str | None:
             logging.warning("Checkpoint %s is damaged (%s); using the one before it.", prefix,
                             problem)
     if repair:
-        on_disk = sorted(s for s, names in files.items() if _is_complete(names))
+        on_disk = complete_steps(directory)
         listed = _index_steps(directory)
         if listed != on_disk and (listed is not None or on_disk):
             logging.warning("The checkpoint index %s listed %s; rebuilt it from the files on "

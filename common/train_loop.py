@@ -43,8 +43,8 @@ from absl import logging
 
 from common import metrics as metrics_lib
 from common import run_dir
-from common.errors import UserError
 from common import visualize
+from common.errors import UserError
 
 
 class NonFiniteLossError(RuntimeError):
