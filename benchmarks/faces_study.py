@@ -39,6 +39,7 @@ from absl import flags
 from absl import logging
 
 from common import evaluation
+from common import flags as common_flags
 from common import splits
 from common import run_dir
 from reproductions import inpainters
@@ -362,4 +363,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)

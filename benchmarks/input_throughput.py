@@ -53,6 +53,7 @@ FLAGS = flags.FLAGS
 
 from common import data as data_lib  # noqa: E402
 from common import experiment  # noqa: E402
+from common import flags as common_flags
 from common import tfrecords  # noqa: E402
 
 
@@ -119,4 +120,5 @@ def main(argv):
 
 if __name__ == "__main__":
     papers.insert_config_flagfile(_PAPER)
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, _PAPER_TRAIN.__name__,
+                          common_flags.__name__)

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 
 from reproductions import papers
@@ -39,6 +38,7 @@ FLAGS = flags.FLAGS
 import tensorflow as tf  # noqa: E402
 
 from common import experiment  # noqa: E402
+from common import flags as common_flags
 from common import train_loop  # noqa: E402
 
 
@@ -114,4 +114,5 @@ def main(argv):
 
 if __name__ == "__main__":
     papers.insert_config_flagfile(_PAPER)
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, _PAPER_TRAIN.__name__,
+                          common_flags.__name__)

@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from skimage.restoration import inpaint_biharmonic
 
+from common.errors import UserError
+
 # The fill when no pixel is known: the middle of the [0, 1] range.
 GRAY = 0.5
 
@@ -86,7 +88,7 @@ def _run(image, mask, fill_fn) -> np.ndarray:
 
 def _check_radius(radius) -> int:
     if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool) or radius < 1:
-        raise ValueError(f"radius must be a positive int (pixels), got {radius!r}.")
+        raise UserError(f"radius must be a positive int (pixels), got {radius!r}.")
     return int(radius)
 
 

@@ -38,6 +38,7 @@ from absl import logging
 
 from common import image_files
 from common import tfrecords
+from common.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -99,20 +100,20 @@ class Source:
 def parse_data_spec(spec: str) -> tuple[str, str]:
     """Splits a data spec into (kind, value); kind is sample, folder, tfrecord or tfds."""
     if not spec:
-        raise ValueError("Empty data spec: expected 'sample', a folder, a TFRecord pattern "
+        raise UserError("Empty data spec: expected 'sample', a folder, a TFRecord pattern "
                          "or 'tfds:NAME[:SPLIT]'.")
     if spec == "sample":
         return "sample", ""
     if spec.startswith("tfds:"):
         name = spec[len("tfds:"):]
         if not name or name.startswith(":"):
-            raise ValueError(f"Bad data spec {spec!r}: expected 'tfds:NAME[:SPLIT]'.")
+            raise UserError(f"Bad data spec {spec!r}: expected 'tfds:NAME[:SPLIT]'.")
         return "tfds", name
     if os.path.isdir(spec):
         return "folder", spec
     matches = glob.glob(spec)
     if matches and all(m.lower().endswith(image_files.IMAGE_EXTENSIONS) for m in matches):
-        raise ValueError(f"{spec!r} is an image file, not a data set: give the folder that "
+        raise UserError(f"{spec!r} is an image file, not a data set: give the folder that "
                          "holds the images, or a TFRecord pattern.")
     if matches:
         return "tfrecord", spec
@@ -127,7 +128,7 @@ def check_data_spec(spec: str) -> None:
     TensorFlow Datasets name. (Folders are checked file by file later.)"""
     kind, value = parse_data_spec(spec)
     if kind == "folder" and not image_files.has_image_file(value):
-        raise ValueError(f"the folder {value!r} holds no image file (expected "
+        raise UserError(f"the folder {value!r} holds no image file (expected "
                          f"{', '.join(image_files.IMAGE_EXTENSIONS)}).")
     if kind == "tfds":
         import tensorflow_datasets as tfds
@@ -136,7 +137,7 @@ def check_data_spec(spec: str) -> None:
         try:
             tfds.builder_cls(name)
         except tfds.core.registered.DatasetNotFoundError:
-            raise ValueError(f"unknown TensorFlow Datasets name {name!r} in {spec!r}; see "
+            raise UserError(f"unknown TensorFlow Datasets name {name!r} in {spec!r}; see "
                              "https://www.tensorflow.org/datasets/catalog.") from None
 
 
@@ -201,10 +202,10 @@ def _tfds_source(name_and_split: str, seed: int, training: bool,
             # Keep the JPEG/PNG bytes: decoding happens after skipping and shuffling.
             decoders={"image": tfds.decode.SkipDecoding()})
     except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(f"Unknown TensorFlow Datasets name {name!r} in 'tfds:{name_and_split}'; "
+        raise UserError(f"Unknown TensorFlow Datasets name {name!r} in 'tfds:{name_and_split}'; "
                          "see https://www.tensorflow.org/datasets/catalog.") from error
     if "image" not in info.features:
-        raise ValueError(f"tfds:{name} has no 'image' feature; it has {list(info.features)}.")
+        raise UserError(f"tfds:{name} has no 'image' feature; it has {list(info.features)}.")
     keys = examples.map(lambda example: example["image"], num_parallel_calls=AUTOTUNE)
     if training:
         keys = keys.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -376,7 +377,7 @@ def mean_pixel(spec: str, policy: CropPolicy, num_examples: int, seed: int = 0) 
         total += ((batch["image"].numpy()[0] + 1.0) / 2.0).reshape(-1, 3).mean(axis=0)
         count += 1
     if count == 0:
-        raise ValueError(f"No image could be read from {spec!r} to compute the mean pixel.")
+        raise UserError(f"No image could be read from {spec!r} to compute the mean pixel.")
     return (total / count).astype(np.float32)
 
 
@@ -384,4 +385,4 @@ def first_batch(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
     """The first batch of a dataset as numpy arrays (for fixed sample grids)."""
     for batch in dataset.take(1):
         return {k: v.numpy() for k, v in batch.items()}
-    raise ValueError("The dataset is empty: fewer examples than one batch.")
+    raise UserError("The dataset is empty: fewer examples than one batch.")

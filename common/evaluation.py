@@ -62,6 +62,7 @@ from PIL import Image
 from common import image_files
 from common import masks as common_masks
 from common import metrics as common_metrics
+from common.errors import UserError
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -90,7 +91,7 @@ MIN_IMAGE_SIZE = 16
 def _check_image_size(image_size) -> int:
     if (not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool)
             or image_size < MIN_IMAGE_SIZE):
-        raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}.")
+        raise UserError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}.")
     return int(image_size)
 
 
@@ -101,7 +102,7 @@ def _open_image(path: str, what: str) -> Image.Image:
             image.load()  # decodes everything now: truncated files fail here
             return image.copy()
     except Exception as error:  # PIL raises many types for broken files
-        raise ValueError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
+        raise UserError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
 
 
 def _to_8bit(image: Image.Image, mode: str) -> Image.Image:
@@ -201,7 +202,7 @@ def _check_mask_source(source: str) -> None:
     if source in MASK_SOURCES:
         return
     if not isinstance(source, str) or not os.path.isdir(source):
-        raise ValueError(f"Unknown mask source {source!r}: expected one of {', '.join(MASK_SOURCES)}"
+        raise UserError(f"Unknown mask source {source!r}: expected one of {', '.join(MASK_SOURCES)}"
                          " or an existing folder of mask images (white = hole).")
 
 
@@ -250,7 +251,7 @@ def mask_for(name: str, source: str, image_size: int,
     files = sorted(mask_files) if mask_files is not None else image_files.find_image_files(
         source, common_masks.MASK_EXTENSIONS)
     if not files:
-        raise ValueError(f"No mask image in folder {source!r}: expected files ending in "
+        raise UserError(f"No mask image in folder {source!r}: expected files ending in "
                          f"{', '.join(common_masks.MASK_EXTENSIONS)}.")
     return load_mask(files[name_hash(name, "mask-file") % len(files)], image_size)
 
@@ -381,7 +382,7 @@ def _method_name(inpainter) -> str:
 
 def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size: int,
              output_dir: str, limit: int | None = None, method: str | None = None,
-             options: dict | None = None) -> dict:
+             options: dict | None = None, progress: bool = True) -> dict:
     """Evaluates one inpainter on a folder of images; writes PNGs and metrics.json.
 
     Args:
@@ -397,6 +398,8 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
       method: the name recorded and shown; default the inpainter's __name__.
       options: the inpainter's settings that change its outputs (e.g. GLCIC's
         post-processing), recorded as they are.
+      progress: show a progress bar (off in notebooks, whose saved outputs it
+        would fill).
 
     Returns:
       The metrics.json content: {"method", "options", "images", "masks", "image_size",
@@ -404,7 +407,10 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
       "overall": {psnr, ssim, l1_hole, l2_hole, l1}, "by_hole_area": {bin:
       {"count", psnr, ...}} (non-empty bins, in order), "per_image": [{"name",
       "file", "hole_area" (fraction of the image), "hole_area_bin",
-      psnr, ssim, l1, l2, psnr_hole, ssim_hole, l1_hole, l2_hole}]}.
+      psnr, ssim, l1, l2, psnr_hole, ssim_hole, l1_hole, l2_hole}]}; for an
+      inpainter with an `unfilled_hole(mask)` method (a centre-region model)
+      also "unfilled_hole": {"images", "pixels", "hole_pixels"} and a per-image
+      "unfilled_hole_pixels".
 
     Raises:
       ValueError: bad image_size, limit or mask source; no usable image.
@@ -426,8 +432,10 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
     pairs = list(zip(scanned.files, names))[:limit]
     os.makedirs(output_dir, exist_ok=True)
 
+    # A centre-region model fills only part of a hole elsewhere: count what it leaves.
+    unfilled_hole = getattr(inpainter, "unfilled_hole", None)
     per_image, seconds = [], 0.0
-    for path, name in tqdm.tqdm(pairs, desc=method, unit="image"):
+    for path, name in tqdm.tqdm(pairs, desc=method, unit="image", disable=not progress):
         target = load_image(path, image_size)
         mask = mask_for(name, mask_source, image_size, mask_files)
         start = time.perf_counter()
@@ -439,6 +447,8 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         per_image.append({"name": name, "file": os.path.relpath(path, images_dir),
                           "hole_area": float(mask.mean()), "hole_area_bin": hole_area_bin(mask),
                           **image_metrics(composite, target, mask)})
+        if unfilled_hole is not None:
+            per_image[-1]["unfilled_hole_pixels"] = int(np.count_nonzero(unfilled_hole(mask)))
 
     by_hole_area = {}
     for bin_name in _bin_names():
@@ -458,10 +468,25 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         "by_hole_area": by_hole_area,
         "per_image": per_image,
     }
+    if unfilled_hole is not None:
+        unfilled = results["unfilled_hole"] = unfilled_summary(per_image, image_size)
+        if unfilled["pixels"]:
+            logging.warning("%s fills only the centre of its input: it left %d of %d hole "
+                            "pixels unfilled, in %d of %d images (metrics.json: "
+                            "unfilled_hole).", method, unfilled["pixels"],
+                            unfilled["hole_pixels"], unfilled["images"], len(per_image))
     write_json_atomic(os.path.join(output_dir, "metrics.json"), results)
     logging.info("%s on %d images of %s with %s masks: %s", method, len(per_image), images_dir,
                  mask_source, results["overall"])
     return results
+
+
+def unfilled_summary(per_image: list[dict], image_size: int) -> dict:
+    """{"images", "pixels", "hole_pixels"}: how many images and hole pixels a
+    centre-region model left unfilled, out of every hole pixel evaluated."""
+    return {"images": sum(1 for r in per_image if r["unfilled_hole_pixels"]),
+            "pixels": sum(r["unfilled_hole_pixels"] for r in per_image),
+            "hole_pixels": round(sum(r["hole_area"] for r in per_image) * image_size ** 2)}
 
 
 # --------------------------------------------------------------------------
@@ -517,5 +542,5 @@ def replace_results_block(text: str, name: str, block: str) -> str:
     start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"--readme has no {start} ... {end} markers.")
+        raise UserError(f"--readme has no {start} ... {end} markers.")
     return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)

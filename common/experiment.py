@@ -54,7 +54,7 @@ def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
                            num_examples=num_images, purpose="sample grid")
     examples = [{k: v.numpy() for k, v in batch.items()} for batch in dataset]
     if not examples:
-        raise ValueError(f"No image could be read from {spec!r} for the sample grids.")
+        raise UserError(f"No image could be read from {spec!r} for the sample grids.")
     return {k: np.concatenate([e[k] for e in examples]) for k in examples[0]}
 
 

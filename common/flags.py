@@ -13,11 +13,11 @@ import dataclasses
 import json
 import os
 import sys
+import textwrap
 from typing import Callable
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from common import data as data_lib
 from common import train_loop
@@ -88,13 +88,13 @@ def _require_positive(values: flags.FlagValues, *names: str) -> None:
     for name in names:
         value = values[name].value
         if value is not None and value < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {value}.")
+            raise UserError(f"--{name} must be a positive integer, got {value}.")
 
 
 def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     """Builds the run configuration from parsed flags, validating them."""
     if not values.workdir:
-        raise ValueError("--workdir is required (where checkpoints and logs go).")
+        raise UserError("--workdir is required (where checkpoints and logs go).")
     _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
                       "log_every", "checkpoint_every", "sample_every", "eval_every",
                       "keep_checkpoints", "shuffle_buffer", "steps_per_loop")
@@ -103,9 +103,9 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
             try:
                 data_lib.check_data_spec(values[name].value)
             except (ValueError, OSError) as error:
-                raise ValueError(f"--{name}: {error}") from error
+                raise UserError(f"--{name}: {error}") from error
     if values.eval_examples < values.batch_size and values.eval_data:
-        raise ValueError(
+        raise UserError(
             f"--eval_examples ({values.eval_examples}) must be at least --batch_size "
             f"({values.batch_size}): evaluation uses whole batches.")
     loop = train_loop.LoopConfig(
@@ -194,17 +194,17 @@ def user_errors():
 
     Bad flag values, missing or unreadable data, an unwritable work directory,
     a mismatched checkpoint, a non-finite loss: the message says what to do,
-    so a traceback would only bury it. Other exceptions keep their traceback.
+    so a traceback would only bury it. Any other exception, a plain ValueError
+    included, is a bug of the suite and keeps its traceback.
     """
     try:
         yield
-    except (UserError, ValueError, OSError, train_loop.NonFiniteLossError) as error:
+    except (UserError, OSError, train_loop.NonFiniteLossError) as error:
         message = str(error)
         filename = getattr(error, "filename", None)
         if filename and str(filename) not in message:
             message = f"{filename}: {message}"  # "No space left on device" says not where
-        logging.error("%s", message)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)  # once: absl would log it a second time
         sys.exit(1)
 
 
@@ -225,7 +225,40 @@ def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> in
     with user_errors():
         config = paper_config()
         if flags.FLAGS.dry_run:
+            if hasattr(config, "vgg_weights"):  # counting needs no download
+                config = dataclasses.replace(config, vgg_weights=None)
             print(json.dumps(paper.parameter_counts(paper.build_task(config))))
             return 0
         result = paper.run(config, run_config())
     return 130 if result.interrupted else 0
+
+
+HELP_ARGUMENTS = ("-h", "-help", "--help", "-?", "--helpshort")
+
+
+def help_text(doc: str, flag_modules, values: flags.FlagValues = flags.FLAGS) -> str:
+    """`doc`, then the flags defined in each of `flag_modules` (module names): the
+    first module's as "flags:", each other's under "flags of MODULE:"."""
+    sections = [textwrap.dedent(doc or "").strip()]
+    for index, module in enumerate(flag_modules):
+        # module_help's first line is the module's name (e.g. "__main__:"): retitled.
+        _, _, listing = values.module_help(module).strip("\n").partition("\n")
+        if listing:
+            sections += ["", "flags:" if index == 0 else f"flags of {module}:", listing]
+    sections += ["", "--flagfile=FILE reads flags from a file. --helpfull lists every flag, "
+                     "TensorFlow's and absl's included."]
+    return "\n".join(sections)
+
+
+def run_app(main: Callable, doc: str, *flag_modules: str) -> None:
+    """absl's `app.run(main)`, with a `--help` that shows this tool's own flags.
+
+    absl's --help lists only the flags of the `__main__` module (none for a
+    console script such as `inpaint`, not the shared --workdir or
+    --train_data for a train.py) and exits with status 1. Here --help, -h and
+    --helpshort print `doc` and the flags of `flag_modules`, then exit 0.
+    """
+    if any(argument in HELP_ARGUMENTS for argument in sys.argv[1:]):
+        print(help_text(doc, flag_modules))
+        sys.exit(0)
+    app.run(main)

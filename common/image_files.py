@@ -16,6 +16,8 @@ from typing import Iterator, Sequence
 from absl import logging
 from PIL import Image
 
+from common.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # PIL format names that tf.io.decode_image can decode.
@@ -113,7 +115,7 @@ def scan_image_folder(folder: str, num_workers: int | None = None) -> ImageFolde
             len(skipped), len(candidates), folder,
             "\n  ".join(f"{p}: {r}" for p, r in skipped))
     if not files:
-        raise ValueError(
+        raise UserError(
             f"No usable image in {folder!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
             f" ({len(candidates)} candidate(s), {len(skipped)} unreadable).")
     return ImageFolder(files=files, skipped=skipped)

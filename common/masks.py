@@ -34,6 +34,7 @@ from typing import Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from common.errors import UserError
 from common.image_files import check_image_file, check_image_header, find_image_files
 
 Size = Union[int, Sequence[int]]
@@ -570,7 +571,7 @@ def _checked_coverage(path: str, invert: bool) -> float:
         except tf.errors.InvalidArgumentError as error:
             reason = f"not decodable by TensorFlow ({error.message.splitlines()[0]})"
     if reason is not None:
-        raise ValueError(f"Mask file {path!r} is {reason}.")
+        raise UserError(f"Mask file {path!r} is {reason}.")
     return float(tf.reduce_mean(tf.cast(holes, tf.float64)))
 
 
@@ -621,21 +622,21 @@ def load_mask_folder(folder: str, invert: bool = False,
     """
     files = find_image_files(folder, MASK_EXTENSIONS)
     if not files:
-        raise ValueError(f"No mask image in {folder!r}: expected files ending in "
+        raise UserError(f"No mask image in {folder!r}: expected files ending in "
                          f"{', '.join(MASK_EXTENSIONS)}.")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         problems = [(p, r) for p, r in zip(files, pool.map(check_image_header, files)) if r]
     if problems:
         listed = "; ".join(f"{p}: {r}" for p, r in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ValueError(f"{len(problems)} of the {len(files)} mask files in {folder!r} cannot "
+        raise UserError(f"{len(problems)} of the {len(files)} mask files in {folder!r} cannot "
                          f"be used: {listed}{more}. Remove or replace them.")
     checked = sorted({round(i) for i in np.linspace(0, len(files) - 1, min(len(files), _FILES_CHECKED))})
     coverage = {files[i]: _checked_coverage(files[i], invert) for i in checked}
 
     hole = "black" if invert else "white"
     if all(c == 1.0 for c in coverage.values()):
-        raise ValueError(f"Every checked mask in {folder!r} ({len(coverage)} files) is all "
+        raise UserError(f"Every checked mask in {folder!r} ({len(coverage)} files) is all "
                          f"hole ({hole}): a mask needs known pixels around its hole.")
     median = float(np.median(list(coverage.values())))
     if median > 0.5:
@@ -643,14 +644,14 @@ def load_mask_folder(folder: str, invert: bool = False,
             advice = f"make {hole} the hole in the files"
         else:
             advice = f"pass {invert_flag}={'false' if invert else 'true'}"
-        raise ValueError(
+        raise UserError(
             f"The masks in {folder!r} look inverted: the median hole coverage of {len(coverage)} "
             f"checked files is {median:.0%}. The suite reads {hole} as hole; if yours are "
             f"the other way round, {advice}.")
     no_hole = [p for p, c in coverage.items() if c == 0.0]
     no_known = [p for p, c in coverage.items() if c == 1.0]
     if no_hole or no_known:
-        raise ValueError(f"Unusable masks in {folder!r}: without a hole: {no_hole}; "
+        raise UserError(f"Unusable masks in {folder!r}: without a hole: {no_hole}; "
                          f"without a known pixel: {no_known}.")
     return MaskFolder(files=tuple(files), invert=invert)
 

@@ -9,6 +9,8 @@ import tensorflow as tf
 from keras import layers
 from keras import ops
 
+from common.errors import UserError
+
 
 def count_trainable_params(*models: keras.Model) -> int:
     """Total number of trainable parameters of the given models."""
@@ -41,7 +43,7 @@ PADDINGS = ("symmetric", "tf_same")
 def check_padding(padding: str) -> str:
     """`padding` if it is one of PADDINGS, else a ValueError naming --conv_padding."""
     if padding not in PADDINGS:
-        raise ValueError(f"--conv_padding must be one of {PADDINGS}, got {padding!r}.")
+        raise UserError(f"--conv_padding must be one of {PADDINGS}, got {padding!r}.")
     return padding
 
 

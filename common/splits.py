@@ -12,12 +12,13 @@ import hashlib
 import os
 
 from common import image_files
+from common.errors import UserError
 
 
 def is_held_out(name: str, percent: int = 10) -> bool:
     """True if the photo called `name` (a file name, e.g. '1_0_0_2017.jpg') is held out."""
     if not 0 < percent < 100:
-        raise ValueError(f"The held-out percentage must be in (0, 100), got {percent}.")
+        raise UserError(f"The held-out percentage must be in (0, 100), got {percent}.")
     value = int.from_bytes(hashlib.sha256(os.path.basename(name).encode()).digest()[:8], "big")
     return value % 10_000 < percent * 100
 
@@ -38,7 +39,7 @@ def link_split(source: str, train_dir: str, held_out_dir: str,
     """
     files = image_files.find_image_files(source)
     if not files:
-        raise ValueError(f"No image in {source!r} to split.")
+        raise UserError(f"No image in {source!r} to split.")
     train, held_out = split_files(files, percent)
     for folder, members in ((train_dir, train), (held_out_dir, held_out)):
         os.makedirs(folder, exist_ok=True)

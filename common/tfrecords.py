@@ -30,6 +30,7 @@ import tqdm
 from PIL import Image
 
 from common import image_files
+from common.errors import UserError
 
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -88,7 +89,7 @@ def check_shards(files: Sequence[str]) -> None:
     for path in files:
         problem = framing_problem(path)
         if problem:
-            raise ValueError(f"TFRecord shard {path} is damaged: {problem}. Rebuild it "
+            raise UserError(f"TFRecord shard {path} is damaged: {problem}. Rebuild it "
                              "(build_tfrecords.py resumes and rewrites missing shards once the "
                              "damaged one is deleted), or leave it out of the pattern.")
 
@@ -187,7 +188,7 @@ def _check_existing_shards(output_prefix: str, num_shards: int) -> None:
                     if (m := _SHARD_PATTERN.search(p)) and int(m.group(2)) != num_shards)
     if others:
         shown = "\n  ".join(others[:5]) + ("\n  ..." if len(others) > 5 else "")
-        raise ValueError(
+        raise UserError(
             f"--output {output_prefix!r} already holds shards of a different shard count than"
             f" --num_shards={num_shards}:\n  {shown}\n"
             "Delete them, use another --output prefix, or pass the same --num_shards as before.")
@@ -196,7 +197,7 @@ def _check_existing_shards(output_prefix: str, num_shards: int) -> None:
 def _check_output_prefix(output_prefix: str) -> None:
     """Raises if `output_prefix` names a folder instead of a file prefix."""
     if not output_prefix or output_prefix.endswith(("/", os.sep)) or os.path.isdir(output_prefix):
-        raise ValueError(
+        raise UserError(
             f"--output must be a file prefix such as /path/to/out/train (shards become"
             f" train-00000-of-00016.tfrecord, ...), got the folder {output_prefix!r}.")
 
@@ -228,9 +229,9 @@ def build_tfrecords(input_dir: str, output_prefix: str, num_shards: int,
       FileNotFoundError: if `input_dir` does not exist.
     """
     if not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"--num_shards must be an integer >= 1, got {num_shards!r}.")
+        raise UserError(f"--num_shards must be an integer >= 1, got {num_shards!r}.")
     if not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError(f"--num_workers must be an integer >= 1, got {num_workers!r}.")
+        raise UserError(f"--num_workers must be an integer >= 1, got {num_workers!r}.")
     _check_output_prefix(output_prefix)
     # Fail on a shard-count mismatch before the (possibly long) folder scan.
     _check_existing_shards(output_prefix, num_shards)

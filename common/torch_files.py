@@ -22,6 +22,8 @@ import zipfile
 
 import numpy as np
 
+from common.errors import UserError
+
 
 def sha256(path: str) -> str:
     """Hex SHA-256 of a file (how released weights are usually checksummed)."""
@@ -50,7 +52,7 @@ def load_t7(path: str):
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--weights {path!r} does not exist.") from error
     except Exception as error:  # torchfile raises bare exceptions for a damaged file
-        raise ValueError(f"--weights {path!r} is not a readable Torch7 file: {error}") from error
+        raise UserError(f"--weights {path!r} is not a readable Torch7 file: {error}") from error
 
 
 def t7_modules(network) -> list[tuple[str, object]]:
@@ -138,7 +140,7 @@ def _state_dict_of(obj) -> dict:
         for key in ("state_dict", "model", "params", "generator", "netG"):
             if key in obj:
                 return _state_dict_of(obj[key])
-    raise ValueError("holds no state dict of arrays (expected {name: tensor}, or a dict with "
+    raise UserError("holds no state dict of arrays (expected {name: tensor}, or a dict with "
                      "'state_dict' or 'model').")
 
 
@@ -149,13 +151,13 @@ def read_pth_state_dict(path: str) -> dict[str, np.ndarray]:
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--weights {path!r} does not exist.") from error
     except zipfile.BadZipFile as error:
-        raise ValueError(f"--weights {path!r} is not a PyTorch zip checkpoint (PyTorch >= 1.6 "
+        raise UserError(f"--weights {path!r} is not a PyTorch zip checkpoint (PyTorch >= 1.6 "
                          "writes one; re-save an older file with torch.save(state_dict, PATH) "
                          "in a recent PyTorch).") from error
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pickles) != 1:
-            raise ValueError(f"--weights {path!r}: expected one data.pkl in the zip, found "
+            raise UserError(f"--weights {path!r}: expected one data.pkl in the zip, found "
                              f"{len(pickles)}.")
         prefix = pickles[0][:-len("data.pkl")]
 
@@ -170,6 +172,6 @@ def read_pth_state_dict(path: str) -> dict[str, np.ndarray]:
             obj = _StateDictUnpickler(io.BytesIO(archive.read(pickles[0])), read_storage).load()
             state = _state_dict_of(obj)
         except (pickle.UnpicklingError, ValueError, KeyError) as error:
-            raise ValueError(f"--weights {path!r}: {error}") from error
+            raise UserError(f"--weights {path!r}: {error}") from error
     return {(k[len("module."):] if k.startswith("module.") else k): np.asarray(v)
             for k, v in state.items()}

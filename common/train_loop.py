@@ -54,6 +54,10 @@ class NonFiniteLossError(RuntimeError):
 class Task(abc.ABC):
     """What a paper gives the loop. Build it inside `strategy.scope()`."""
 
+    # What the run's results hang on that its flags alone do not show (random
+    # VGG weights, say): logged loudly at start and put in every sample grid's title.
+    caveat: str = ""
+
     @abc.abstractmethod
     def checkpoint_items(self) -> dict[str, object]:
         """Models and optimizers to checkpoint, by name (frozen VGGs excluded)."""
@@ -113,7 +117,7 @@ class LoopConfig:
         for name in ("num_steps", "batch_size", "log_every", "checkpoint_every", "sample_every",
                      "eval_every", "keep_checkpoints", "steps_per_loop"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+                raise UserError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +135,7 @@ def set_precision(mixed_precision: str) -> None:
     """Sets Keras' global dtype policy: 'none' (float32), 'float16' or 'bfloat16'."""
     policies = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
     if mixed_precision not in policies:
-        raise ValueError(f"--mixed_precision must be one of {sorted(policies)}, "
+        raise UserError(f"--mixed_precision must be one of {sorted(policies)}, "
                          f"got {mixed_precision!r}.")
     keras.mixed_precision.set_global_policy(policies[mixed_precision])
 
@@ -172,9 +176,9 @@ def tf_config() -> dict:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {text!r}") from error
+        raise UserError(f"TF_CONFIG is not valid JSON ({error}): {text!r}") from error
     if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
-        raise ValueError('TF_CONFIG must look like {"cluster": {"worker": ["host1:port", '
+        raise UserError('TF_CONFIG must look like {"cluster": {"worker": ["host1:port", '
                          f'"host2:port"]}}, "task": {{"type": "worker", "index": 0}}}}, got {text!r}')
     return config
 
@@ -205,18 +209,18 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if not tf_config():
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+            raise UserError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(the cluster's workers and this process's task); see README, "
                              "'Several GPUs or machines'.")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"--strategy must be one of {list(STRATEGIES)}, got {name!r}.")
+    raise UserError(f"--strategy must be one of {list(STRATEGIES)}, got {name!r}.")
 
 
 def check_batch_divides(batch_size: int, strategy: tf.distribute.Strategy) -> int:
     """The per-replica batch; fails unless the global batch splits evenly over replicas."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"--batch_size ({batch_size}) is the global batch and must be a "
+        raise UserError(f"--batch_size ({batch_size}) is the global batch and must be a "
                          f"multiple of the number of replicas ({replicas}).")
     return batch_size // replicas
 
@@ -476,7 +480,7 @@ def evaluate(task: Task, batches) -> dict[str, float]:
             totals[key] = totals.get(key, 0.0) + float(value)
         count += 1
     if count == 0:
-        raise ValueError("The evaluation data yielded no full batch.")
+        raise UserError("The evaluation data yielded no full batch.")
     return {key: value / count for key, value in totals.items()}
 
 
@@ -514,6 +518,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
              or is_chief("multi_worker"))
     prepare_workdir(config.workdir)
+    if task.caveat:
+        logging.warning("*** %s ***", task.caveat)
     metrics_path = os.path.join(config.workdir, run_dir.METRICS_FILE)
 
     with strategy.scope():
@@ -557,7 +563,9 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     if chief:
         train_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
-        eval_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "eval"))
+        # No eval/ folder without eval data: TensorBoard would show an empty run.
+        eval_writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "eval"))
+                       if eval_dataset is not None else tf.summary.create_noop_writer())
     else:
         train_writer = eval_writer = tf.summary.create_noop_writer()
     loops_for_phase = compiled_loops(task, strategy, jit_compile=config.jit_compile,
@@ -587,7 +595,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
             return
         outputs = {k: v.numpy() for k, v in task.predict(sample_batch).items()}
         png = os.path.join(config.workdir, "samples", f"step_{step:08d}.png")
-        visualize.save_sample_grid(outputs, png, title=f"step {step}")
+        visualize.save_sample_grid(outputs, png, title=" | ".join(
+            filter(None, [f"step {step}", task.caveat])))
         with train_writer.as_default(step=step):
             tf.summary.image("samples", visualize.sample_grid(outputs)[None])
 

@@ -22,6 +22,8 @@ import re
 import keras
 from keras import ops
 
+from common.errors import UserError
+
 ARCHITECTURES = ("vgg16", "vgg19")
 
 # Convolutions per block; VGG19 has a fourth conv in blocks 3-5.
@@ -50,7 +52,7 @@ def valid_layer_names(arch):
 def keras_layer_name(name, arch="vgg16"):
     """Maps a paper's tap name (`conv3_1` or `relu3_1`) to the Keras layer (`block3_conv1`)."""
     if name not in valid_layer_names(arch):
-        raise ValueError(
+        raise UserError(
             f"Unknown {arch} layer {name!r}. Valid names: {', '.join(valid_layer_names(arch))}."
         )
     _, block, conv = _TAP_NAME.match(name).groups()
@@ -76,25 +78,33 @@ def _check_arch(arch):
 def _check_layers(layers, arch):
     """Validates tap names: known, unique, and ordered from shallow to deep."""
     if isinstance(layers, str) or not layers:
-        raise ValueError(f"layers must be a non-empty sequence of names such as ('conv1_1',), got {layers!r}.")
+        raise UserError(f"layers must be a non-empty sequence of names such as ('conv1_1',), got {layers!r}.")
     layers = tuple(layers)
     keras_names = [keras_layer_name(name, arch) for name in layers]
     # conv/relu spellings of one tap share a depth: compare by the conv name.
     conv_names = valid_layer_names(arch)[::2]
     depths = [conv_names.index(name.replace("relu", "conv")) for name in layers]
     if any(deeper <= shallower for shallower, deeper in zip(depths, depths[1:])):
-        raise ValueError(
+        raise UserError(
             f"layers must be unique and ordered from shallow to deep (convB_K and reluB_K are the "
             f"same tap), got {layers!r}."
         )
     return layers, keras_names
 
 
+def random_weights_caveat(arch: str, weights) -> str:
+    """The warning a run with random VGG weights (`weights=None`) carries; "" otherwise."""
+    if weights is not None:
+        return ""
+    return (f"random {arch.upper()} weights (--vgg_weights=none): the feature losses are not "
+            "the paper's")
+
+
 def _build_vgg(arch, weights):
     """The notop Keras VGG with `weights` loaded; see FeatureExtractor for `weights`."""
     if weights not in ("imagenet", None):
         if not isinstance(weights, (str, os.PathLike)):
-            raise ValueError(f"weights must be 'imagenet', None or a file path, got {weights!r}.")
+            raise UserError(f"weights must be 'imagenet', None or a file path, got {weights!r}.")
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
             raise FileNotFoundError(
@@ -106,10 +116,13 @@ def _build_vgg(arch, weights):
         return application(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # Keras raises a bare Exception when a download fails.
         if weights != "imagenet":
-            raise
-        raise RuntimeError(
+            raise UserError(f"VGG weights file {weights!r} does not fit the {arch.upper()} "
+                            f"convolutional base (include_top=False): {error}") from error
+        raise UserError(
             f"Could not get the ImageNet {arch.upper()} weights from Keras ({error}). Without "
-            f"internet access, pass weights=PATH to a local notop `.weights.h5` file."
+            f"internet access, pass --vgg_weights=PATH (weights=PATH in Python), a local notop "
+            "`.weights.h5` file, or --vgg_weights=none for random weights (the feature losses "
+            "are then not the paper's)."
         ) from error
 
 

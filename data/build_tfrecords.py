@@ -21,6 +21,7 @@ import os
 from absl import app
 from absl import flags
 
+from common import flags as common_flags
 from common import tfrecords
 
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of images, searched recursively.")
@@ -47,4 +48,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)

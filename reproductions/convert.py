@@ -46,6 +46,7 @@ from common import experiment
 from common import flags as common_flags
 from common import run_dir
 from common import torch_files
+from common.errors import UserError
 from reproductions.papers import PAPERS
 
 CONVERTIBLE = ("glcic", "context_encoder", "dmfn")
@@ -292,7 +293,7 @@ def assign_weights(model, weights: dict[str, list[np.ndarray]]) -> None:
 def write_workdir(paper: str, task, config, workdir: str, record: dict) -> str:
     """config.json and a step-0 checkpoint of `task`, as a training run writes them."""
     if run_dir.has_checkpoint(workdir):
-        raise ValueError(f"--workdir {workdir} already holds checkpoints: give a new folder.")
+        raise UserError(f"--workdir {workdir} already holds checkpoints: give a new folder.")
     os.makedirs(workdir, exist_ok=True)
     experiment.write_paper_config(workdir, paper, config, extra={"converted_from": record})
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -306,7 +307,7 @@ def write_workdir(paper: str, task, config, workdir: str, record: dict) -> str:
 def convert(paper: str, weights_path: str, workdir: str) -> dict:
     """Converts one released file into a work directory; returns what config.json records."""
     if paper not in CONVERTIBLE:
-        raise ValueError(f"--paper: released weights can be converted for {CONVERTIBLE}, got "
+        raise UserError(f"--paper: released weights can be converted for {CONVERTIBLE}, got "
                          f"{paper!r} (Structural Inpainting's port released none).")
     record = {"file": os.path.basename(weights_path), "sha256": torch_files.sha256(weights_path),
               "input": INPUT_CONVENTIONS[paper]}
@@ -337,7 +338,7 @@ def convert(paper: str, weights_path: str, workdir: str) -> dict:
                 assign_weights(task.generator, weights)
                 record["largest_dropped_bias"] = largest_bias
     except LayerMismatch as error:
-        raise ValueError(f"--weights {weights_path!r} is not the {paper} network the suite "
+        raise UserError(f"--weights {weights_path!r} is not the {paper} network the suite "
                          f"implements: {error}") from error
     record["config"] = {k: v for k, v in dataclasses.asdict(config).items()
                         if k in ("cn_channels", "channels", "num_blocks", "nef", "ngf",
@@ -371,4 +372,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)

@@ -19,6 +19,7 @@ from absl import flags
 
 from common import evaluation
 from common import flags as common_flags
+from common.errors import UserError
 from reproductions import inpainters
 
 flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
@@ -44,7 +45,7 @@ def main(argv):
             raise app.UsageError(f"--{name} is required.")
     with common_flags.user_errors():
         if values.image_size < 16:
-            raise ValueError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
+            raise UserError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
                              f"{values.image_size}.")
         inpainter = inpainters.load(values.method, postprocess=values.postprocess, fit=values.fit)
         results = evaluation.evaluate(inpainter, values.images, values.masks, values.image_size,
@@ -58,7 +59,7 @@ def main(argv):
 
 def run() -> None:
     """Console-script entry point (`inpaint-eval`)."""
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

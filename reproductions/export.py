@@ -10,12 +10,17 @@ The SavedModel loads without this suite's code:
 and returns the composite (known pixels unchanged), with the paper's size policy
 inside the graph: resize to 128 for the center-region models, padding to a
 multiple of 4 for the fully convolutional ones. GLCIC's Poisson post-processing
-runs in OpenCV, outside the graph, so the exported GLCIC returns the network's
-composite without it.
+runs in OpenCV, outside the graph, so the exported GLCIC's `serve` returns the
+network's composite without it. The export also writes `inpainting.json`
+(the paper, and whether post-processing is left to the caller):
+`inpaint --method=saved_model:PATH` reads it and applies the post-processing
+as `--method=glcic:WORKDIR` does (`--nopostprocess` to skip it); a caller of
+`serve` applies it with `reproductions.glcic.postprocess.poisson_blend_batch`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -68,6 +73,8 @@ def export(workdir: str, output: str) -> str:
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image"),
                          tf.TensorSpec([None, None, None, 1], tf.float32, name="mask")])
     archive.write_out(output, verbose=False)
+    with open(os.path.join(output, inpainters.EXPORT_INFO), "w") as f:
+        json.dump({"paper": paper, "postprocess_outside_graph": paper == "glcic"}, f)
     return paper
 
 
@@ -85,8 +92,12 @@ def main(argv):
         paper = export(flags.FLAGS.workdir, flags.FLAGS.output)
     print(f"Exported {paper} from {flags.FLAGS.workdir} to {flags.FLAGS.output}; load it with "
           f"tf.saved_model.load({flags.FLAGS.output!r}).serve(image, mask).")
+    if paper == "glcic":
+        print("Note: GLCIC's Poisson post-processing is not in the graph; serve() returns the "
+              "network's composite. inpaint --method=saved_model:PATH applies it; other callers "
+              "use reproductions.glcic.postprocess.poisson_blend_batch.")
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)

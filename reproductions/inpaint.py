@@ -9,6 +9,7 @@ Any size works; each paper applies its own size policy.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 from absl import app
@@ -49,7 +50,7 @@ def read_image(path: str) -> np.ndarray:
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--image {path!r} does not exist.") from error
     except OSError as error:
-        raise ValueError(f"--image {path!r} is not a readable image: {error}") from error
+        raise UserError(f"--image {path!r} is not a readable image: {error}") from error
 
 
 def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
@@ -60,14 +61,14 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--mask {path!r} does not exist.") from error
     except OSError as error:
-        raise ValueError(f"--mask {path!r} is not a readable image: {error}") from error
+        raise UserError(f"--mask {path!r} is not a readable image: {error}") from error
     if mask.shape != size:
-        raise ValueError(f"--mask {path!r} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
+        raise UserError(f"--mask {path!r} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
                          f"is {size[1]}x{size[0]}: the mask must have the photo's size.")
     if not mask.any():
-        raise ValueError(f"--mask {path!r} has no hole: mark the pixels to fill in white.")
+        raise UserError(f"--mask {path!r} has no hole: mark the pixels to fill in white.")
     if mask.all():
-        raise ValueError(f"--mask {path!r} is all hole: nothing is left to fill it from.")
+        raise UserError(f"--mask {path!r} is all hole: nothing is left to fill it from.")
     return mask
 
 
@@ -96,8 +97,12 @@ def inpaint_file(method: str, image_path: str, mask_path: str, output_path: str,
     check_output(output_path, (image_path, mask_path), overwrite)
     image = read_image(image_path)
     mask = read_mask(mask_path, image.shape[:2])
-    completed = inpainters.load(method, postprocess=postprocess, fit=fit,
-                                max_megapixels=max_megapixels)(image, mask)
+    inpainter = inpainters.load(method, postprocess=postprocess, fit=fit,
+                                max_megapixels=max_megapixels)
+    completed = inpainter(image, mask)
+    warning = inpainters.unfilled_warning(method, inpainter, mask)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     Image.fromarray(np.round(np.clip(completed, 0, 1) * 255).astype(np.uint8)).save(output_path)
     return completed
 
@@ -119,7 +124,7 @@ def main(argv):
 def run() -> None:
     """Console-script entry point (`inpaint`)."""
     define_flags()
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

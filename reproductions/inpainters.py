@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 from typing import Callable
 
@@ -53,6 +54,8 @@ from reproductions.papers import PAPERS
 MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
 FITS = ("pad", "resize")
 MAX_MEGAPIXELS = 1.0
+# Written next to an exported SavedModel: {"paper", "postprocess_outside_graph"}.
+EXPORT_INFO = "inpainting.json"
 CONTEXT = 128
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -93,7 +96,7 @@ def load_task(workdir: str) -> tuple[str, train_loop.Task]:
     """(paper, task with the trained weights) of a training run's work directory."""
     paper, fields = experiment.read_paper_config(workdir)
     if paper not in PAPERS:
-        raise ValueError(f"{workdir}/config.json names an unknown paper {paper!r}.")
+        raise UserError(f"{workdir}/config.json names an unknown paper {paper!r}.")
     train_lib = importlib.import_module(f"reproductions.{paper}.train_lib")
     config = train_lib.Config(**experiment.with_legacy_fields(train_lib.Config, fields))
     if hasattr(config, "vgg_weights"):
@@ -119,7 +122,7 @@ class PaperInpainter:
 
     def __post_init__(self):
         if self.fit not in FITS:
-            raise ValueError(f"--fit must be one of {FITS}, got {self.fit!r}.")
+            raise UserError(f"--fit must be one of {FITS}, got {self.fit!r}.")
         if not self.max_megapixels > 0:
             raise UserError(f"--max_megapixels must be positive, got {self.max_megapixels}.")
 
@@ -142,6 +145,25 @@ class PaperInpainter:
         completed[top:bottom, left:right] = self._inpaint(image[top:bottom, left:right],
                                                           mask[top:bottom, left:right])
         return completed
+
+    def unfilled_hole(self, mask: np.ndarray) -> np.ndarray:
+        """The hole pixels of `mask` (bool HxW) this model leaves as they are.
+
+        A centre-region model (Context Encoders' center variant, Structural
+        Inpainting) fills only the central square of its 128x128 input, that
+        is the middle half of the photo each way; the rest of a hole keeps the
+        input's fill. None for every other model.
+        """
+        mask = np.asarray(mask, bool)
+        box = getattr(self.task, "center_box", None)
+        if box is None or getattr(self.task.config, "variant", "center") != "center":
+            return np.zeros_like(mask)
+        _, size = size_policy(self.paper)
+        top, left, side = box
+        region = np.zeros((1, size, size, 1), np.float32)
+        region[:, top:top + side, left:left + side] = 1.0
+        region = tf.image.resize(region, mask.shape, method="nearest").numpy()[0, ..., 0] > 0.5
+        return mask & ~region
 
     def _inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The paper's size policy and post-processing on the whole of `image`."""
@@ -188,6 +210,20 @@ class PaperInpainter:
         return tf.image.resize(completed[None], [height, width]).numpy()[0]
 
 
+def unfilled_warning(method: str, inpainter: Inpainter, mask: np.ndarray) -> str:
+    """A one-line warning when `inpainter` leaves part of the hole of `mask` unfilled
+    (see `PaperInpainter.unfilled_hole`); "" when it fills all of it."""
+    unfilled_hole = getattr(inpainter, "unfilled_hole", None)
+    if unfilled_hole is None:
+        return ""
+    outside, hole = int(np.count_nonzero(unfilled_hole(mask))), int(np.count_nonzero(mask))
+    if not outside:
+        return ""
+    return (f"{outside:,} of the {hole:,} hole pixels lie outside the central region "
+            f"{method} fills (the middle half of the image each way) and keep the grey fill; "
+            "glcic, dmfn or a classical method fill holes anywhere.")
+
+
 def hole_window(mask: np.ndarray, context: int) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the hole's bounding box grown by `context` px on
     each side, clipped to the image; end indices are exclusive."""
@@ -198,18 +234,32 @@ def hole_window(mask: np.ndarray, context: int) -> tuple[int, int, int, int]:
 
 
 class SavedModelInpainter:
-    """An exported model (reproductions/export.py), loaded without the suite's code."""
+    """An exported model (reproductions/export.py), loaded without the suite's code.
 
-    def __init__(self, path: str):
+    GLCIC's post-processing is not in the graph: it is applied here, as for
+    "glcic:WORKDIR", when the export's EXPORT_INFO says so and `postprocess`.
+    """
+
+    def __init__(self, path: str, postprocess: bool = True):
         if not os.path.isdir(path):
             raise FileNotFoundError(f"No exported model at {path!r}.")
         self.model = tf.saved_model.load(path)
+        info_path = os.path.join(path, EXPORT_INFO)
+        info = {}
+        if os.path.exists(info_path):
+            with open(info_path) as f:
+                info = json.load(f)
+        self.postprocess = postprocess and bool(info.get("postprocess_outside_graph"))
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
         composite = self.model.serve(tf.constant(image[None]),
                                      tf.constant(mask[None, ..., None].astype(np.float32)))
-        return np.where(mask[..., None], composite.numpy()[0], image).astype(np.float32)
+        composite = np.where(mask[..., None], composite.numpy()[0], image)
+        if self.postprocess:
+            composite = postprocess.poisson_blend_batch(image[None], composite[None],
+                                                        mask[None])[0]
+        return composite.astype(np.float32)
 
 
 def load(method: str, postprocess: bool = True, fit: str = "pad",
@@ -219,12 +269,12 @@ def load(method: str, postprocess: bool = True, fit: str = "pad",
         return baselines.BASELINES[method]
     kind, _, path = method.partition(":")
     if kind == "saved_model" and path:
-        return SavedModelInpainter(path)
+        return SavedModelInpainter(path, postprocess=postprocess)
     if kind in PAPERS and path:
         paper, task = load_task(path)
         if paper != kind:
-            raise ValueError(f"--method says {kind} but {path} holds a {paper} run.")
+            raise UserError(f"--method says {kind} but {path} holds a {paper} run.")
         return PaperInpainter(paper, task, postprocess=postprocess, fit=fit,
                               max_megapixels=max_megapixels)
-    raise ValueError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
+    raise UserError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
                      f"PAPER:WORKDIR with PAPER in {PAPERS}, or saved_model:PATH.")

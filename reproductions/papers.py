@@ -8,6 +8,8 @@ import platform
 import sys
 import types
 
+from common.errors import UserError
+
 PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
 REPRODUCTIONS = os.path.dirname(os.path.abspath(__file__))
 
@@ -15,7 +17,7 @@ REPRODUCTIONS = os.path.dirname(os.path.abspath(__file__))
 def check_paper(paper: str, flag: str = "--paper") -> str:
     """Returns `paper` if it names a reproduction, else fails naming the flag."""
     if paper not in PAPERS:
-        raise ValueError(f"{flag}: unknown paper {paper!r}; expected one of {list(PAPERS)}.")
+        raise UserError(f"{flag}: unknown paper {paper!r}; expected one of {list(PAPERS)}.")
     return paper
 
 
@@ -32,7 +34,7 @@ def config_path(paper: str, config: str) -> str:
         return config
     path = os.path.join(REPRODUCTIONS, check_paper(paper), "configs", config)
     if not os.path.exists(path):
-        raise ValueError(f"--config {config!r}: no such file (looked in {path}).")
+        raise UserError(f"--config {config!r}: no such file (looked in {path}).")
     return path
 
 

@@ -43,9 +43,10 @@ def configs_dir(paper):
     return os.path.join(REPO, "reproductions", paper, "configs")
 
 
-def run_cli(paper, *args, timeout=300):
-    """Runs `reproductions/PAPER/train.py ARGS` from the repository root."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_cli(paper, *args, timeout=300, env=None):
+    """Runs `reproductions/PAPER/train.py ARGS` from the repository root (`env`: extra
+    environment variables)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, train_script(paper), *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=REPO)
 

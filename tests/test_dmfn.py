@@ -153,13 +153,17 @@ def test_both_networks_train_every_step():
 
 
 def test_cli_dry_run_and_smoke_run(tmp_path):
-    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run", "--vgg_weights=none")
+    # The default --vgg_weights=imagenet: counting never downloads (none can be had here).
+    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "generator_params": 9_037_443, "discriminator_params": 36_673_025}
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+    # The smoke config's random VGG19 is said loudly; without --eval_data, no empty eval/ run.
+    assert "*** random VGG19 weights (--vgg_weights=none)" in result.stderr
+    assert not (tmp_path / "eval").exists() and (tmp_path / "train").is_dir()
     with open(tmp_path / "metrics.jsonl") as f:
         records = [json.loads(line) for line in f]
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]

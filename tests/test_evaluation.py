@@ -87,6 +87,32 @@ def test_oracle_scores_perfectly(tmp_path):
     assert overall["l1_hole"] == 0.0 and overall["l2_hole"] == 0.0 and overall["l1"] == 0.0
 
 
+class LeftHalfOnly:
+    """An oracle that, like a centre-region model, declares part of each hole unfilled."""
+
+    def __call__(self, image, mask):
+        return image
+
+    def unfilled_hole(self, mask):
+        return mask & (np.arange(mask.shape[1]) >= mask.shape[1] // 2)[None, :]
+
+
+def test_unfilled_hole_pixels_are_counted_in_metrics_json(tmp_path):
+    images = tmp_path / "images"
+    for i in range(3):
+        save_rgb(str(images / f"p{i}.png"), random_photo(i, SIZE, SIZE))
+    results = evaluation.evaluate(LeftHalfOnly(), str(images), "center", SIZE,
+                                  str(tmp_path / "out"), method="half")
+    # The centre hole is 32x32: its right half, 512 pixels, in each of the 3 images.
+    assert results["unfilled_hole"] == {"images": 3, "pixels": 3 * 512, "hole_pixels": 3 * 1024}
+    assert [r["unfilled_hole_pixels"] for r in results["per_image"]] == [512] * 3
+    assert read_json(tmp_path / "out" / "metrics.json")["unfilled_hole"]["pixels"] == 1536
+    # Methods without the notion record nothing.
+    plain = evaluation.evaluate(lambda image, mask: image, str(images), "center", SIZE,
+                                str(tmp_path / "plain"))
+    assert "unfilled_hole" not in plain
+
+
 # --------------------------------------------------------------------------
 # Masks paired with images by name.
 # --------------------------------------------------------------------------

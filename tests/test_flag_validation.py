@@ -17,6 +17,7 @@ def assert_refused(result, message, workdir=None):
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    assert result.stderr.count(message) == 1, result.stderr[-2000:]  # printed once, not logged too
     if workdir is not None:  # refused before anything was trained or saved
         assert not os.path.exists(os.path.join(workdir, "checkpoints"))
 
@@ -80,3 +81,23 @@ def test_nan_learning_rates_and_flags_that_would_be_ignored_are_refused():
         si_lib.Config(lambda_feat=float("nan"))
     with pytest.raises(ValueError, match="--mask_dir is read only with --mask_type=irregular"):
         dmfn_lib.Config(mask_dir="/some/masks", vgg_weights=None)
+
+
+HELP_CASES = [
+    (["reproductions/context_encoder/train.py"], ["--workdir", "--train_data", "--variant"]),
+    (["-m", "reproductions.inpaint"], ["--method", "--max_megapixels", "--[no]overwrite"]),
+    (["-m", "reproductions.evaluate"], ["--method", "--masks", "--image_size"]),
+]
+
+
+@pytest.mark.parametrize("command, expected", HELP_CASES)
+def test_help_lists_the_tools_own_flags_and_exits_0(command, expected):
+    result = subprocess.run([sys.executable, *command, "--help"], capture_output=True,
+                            text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for flag in expected:
+        assert f"  {flag}" in result.stdout, (flag, result.stdout[-2000:])
+    # Nothing of TensorFlow's or absl's own flags: those are under --helpfull.
+    assert "--verbosity" not in result.stdout and "--xla" not in result.stdout
+    assert "--helpfull" in result.stdout
+

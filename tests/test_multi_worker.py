@@ -58,8 +58,8 @@ def test_two_workers_train_like_one_process(tmp_path):
     # Only the chief (worker 0) wrote the run's files; no scratch is left.
     cluster_dir = tmp_path / "cluster"
     assert sorted(p.name for p in cluster_dir.iterdir()) == [
-        "checkpoints", "config.json", "eval", "flags.cfg", "metrics.jsonl", "samples", "train",
-        "train.lock"]
+        "checkpoints", "config.json", "flags.cfg", "metrics.jsonl", "samples", "train",
+        "train.lock"]  # no eval/: the run has no --eval_data
     assert tf.train.latest_checkpoint(str(cluster_dir / "checkpoints")).endswith("ckpt-4")
     cluster_weights = network_weights(str(cluster_dir / "checkpoints" / "ckpt-4"))
     single_weights = network_weights(str(tmp_path / "single" / "checkpoints" / "ckpt-4"))

@@ -5,8 +5,10 @@ Each notebook is executed in a fresh python3 kernel with INPAINTING_NOTEBOOK_FAS
 Jupyter would run it. The notebooks are stored without outputs.
 """
 
+import glob
 import os
 import sys
+import tempfile
 import time
 
 import pytest
@@ -57,6 +59,7 @@ def test_notebook_runs_in_fast_mode(name, monkeypatch):
     notebook = nbformat.read(os.path.join(NOTEBOOKS_DIR, name), as_version=4)
     client = nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=CELL_TIMEOUT,
                                      resources={"metadata": {"path": NOTEBOOKS_DIR}})
+    scratch_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "compare_methods_*")))
     start = time.perf_counter()
     try:
         client.execute()
@@ -71,6 +74,11 @@ def test_notebook_runs_in_fast_mode(name, monkeypatch):
     if name == "compare_methods.ipynb":
         tables = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
         assert any("PSNR" in table for table in tables), f"{name} showed no results table"
+        # It cleans up after itself, and its saved output holds no progress bars.
+        scratch = set(glob.glob(os.path.join(tempfile.gettempdir(), "compare_methods_*")))
+        assert scratch <= scratch_before, f"{name} left {sorted(scratch - scratch_before)}"
+        streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+        assert "%|" not in streams, f"{name} printed progress bars: {streams[-500:]}"
 
 
 def test_notebooks_are_stored_without_outputs():

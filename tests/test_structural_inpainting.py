@@ -21,8 +21,8 @@ def tiny_config(**kwargs):
     return train_lib.Config(**{**TINY, **kwargs})
 
 
-def run_cli(*args):
-    return helpers.run_cli("structural_inpainting", *args)
+def run_cli(*args, **kwargs):
+    return helpers.run_cli("structural_inpainting", *args, **kwargs)
 
 
 run_config = helpers.run_config
@@ -214,7 +214,8 @@ def test_stage_survives_a_resume(tmp_path):
 def test_cli_dry_run_and_smoke_run(tmp_path):
     from conftest import SHARED_DATA
 
-    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run", "--vgg_weights=none")
+    # The default --vgg_weights=imagenet: counting never downloads (none can be had here).
+    result = run_cli(f"--flagfile={CONFIGS}/paper.cfg", "--dry_run")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "generator_params": 38_348_691, "discriminator_params": 694_241}
@@ -228,3 +229,18 @@ def test_cli_dry_run_and_smoke_run(tmp_path):
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/x",
                      "--vgg_weights=/no/such/vgg.weights.h5")
     assert result.returncode == 1 and "/no/such/vgg.weights.h5" in result.stderr
+
+
+def test_offline_imagenet_weights_fail_in_one_line_naming_the_flag(tmp_path):
+    """Offline (a proxy that refuses, an empty Keras cache), the ImageNet weights cannot
+    be had: one line says which flag to give, and the run's files are not written."""
+    offline = {"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9",
+               "HTTP_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+               "http_proxy": "http://127.0.0.1:9"}
+    result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/y",
+                     "--vgg_weights=imagenet", env=offline)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "--vgg_weights=PATH" in result.stderr and "--vgg_weights=none" in result.stderr
+    assert not os.path.exists(f"{tmp_path}/y/config.json")
+    assert not os.path.exists(f"{tmp_path}/y/flags.cfg")

@@ -234,3 +234,19 @@ def test_real_vgg16_matches_keras_application_directly(natural_image):
     rgb_255 = (natural_image.numpy() + 1.0) * 127.5
     expected = reference(keras.applications.vgg16.preprocess_input(rgb_255))
     np.testing.assert_allclose(extractor(natural_image)["conv2_1"].numpy(), expected.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_random_weights_are_a_caveat_of_the_run():
+    assert vgg.random_weights_caveat("vgg16", "/some/vgg16.weights.h5") == ""
+    assert vgg.random_weights_caveat("vgg19", "imagenet") == ""
+    caveat = vgg.random_weights_caveat("vgg19", None)
+    assert "random VGG19 weights" in caveat and "--vgg_weights=none" in caveat
+
+
+def test_a_file_that_is_not_vgg_weights_is_a_user_error(tmp_path):
+    from common.errors import UserError
+
+    path = tmp_path / "vgg16.weights.h5"
+    path.write_text("not an HDF5 file")
+    with pytest.raises(UserError, match="does not fit the VGG16 convolutional base"):
+        vgg.FeatureExtractor("vgg16", ("conv1_1",), weights=str(path))

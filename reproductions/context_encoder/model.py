@@ -24,6 +24,7 @@ import keras
 from keras import layers
 
 from common import model_utils
+from common.errors import UserError
 from common.model_utils import normal_initializer
 
 VARIANTS = ("center", "random_region")
@@ -58,7 +59,7 @@ def build_generator(variant: str = "center", ngf: int = 64, nef: int = 64,
     """
     _check_variant(variant)
     if image_size != 128:
-        raise ValueError(f"The official networks are defined for 128x128 inputs, got {image_size}.")
+        raise UserError(f"The official networks are defined for 128x128 inputs, got {image_size}.")
     inputs = keras.Input((image_size, image_size, 3), name="masked_image")
     x = _conv(nef, "enc1")(inputs)
     x = layers.LeakyReLU(0.2)(x)

@@ -8,7 +8,6 @@ README's settings); configs/ hold the named variants. Rerun the same command
 to resume; `--flagfile=WORKDIR/flags.cfg` relaunches a run exactly.
 """
 
-from absl import app
 from absl import flags
 
 from common import flags as common_flags
@@ -59,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, common_flags.__name__)

@@ -62,15 +62,15 @@ class Config:
 
     def __post_init__(self):
         if self.variant not in model_lib.VARIANTS:
-            raise ValueError(f"--variant must be one of {model_lib.VARIANTS}, got {self.variant!r}.")
+            raise errors.UserError(f"--variant must be one of {model_lib.VARIANTS}, got {self.variant!r}.")
         if not 0.0 < self.wtl2 <= 1.0:
-            raise ValueError(f"--wtl2 must be in (0, 1], got {self.wtl2}.")
+            raise errors.UserError(f"--wtl2 must be in (0, 1], got {self.wtl2}.")
         if self.fill not in FILLS:
-            raise ValueError(f"--fill must be one of {sorted(FILLS)}, got {self.fill!r}.")
+            raise errors.UserError(f"--fill must be one of {sorted(FILLS)}, got {self.fill!r}.")
         if not 0 <= 2 * self.overlap < self.hole_size:
-            raise ValueError(f"--overlap must be in [0, hole_size / 2), got {self.overlap}.")
+            raise errors.UserError(f"--overlap must be in [0, hole_size / 2), got {self.overlap}.")
         if self.load_size < self.image_size:
-            raise ValueError(f"--load_size ({self.load_size}) must be at least the crop "
+            raise errors.UserError(f"--load_size ({self.load_size}) must be at least the crop "
                              f"size ({self.image_size}).")
         errors.check_positive(self, ("lr_g", "lr_d", "ngf", "nef", "ndf", "bottleneck"))
 

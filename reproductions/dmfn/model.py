@@ -39,6 +39,7 @@ import keras
 from keras import layers
 
 from common import model_utils
+from common.errors import UserError
 from common.model_utils import normal_initializer
 
 DMFB_VARIANTS = ("official", "paper")
@@ -89,7 +90,7 @@ def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int =
                     padding: str = "symmetric") -> keras.Model:
     """The DMFN generator: [N, H, W, 4] -> [N, H, W, 3] in [-1, 1] (H, W multiples of 4)."""
     if dmfb not in DMFB_VARIANTS:
-        raise ValueError(f"--dmfb must be one of {DMFB_VARIANTS}, got {dmfb!r}.")
+        raise UserError(f"--dmfb must be one of {DMFB_VARIANTS}, got {dmfb!r}.")
     block = dmfb_official if dmfb == "official" else dmfb_paper
     c = channels
     inputs = keras.Input((None, None, 4), name="masked_image_and_mask")

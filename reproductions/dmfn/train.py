@@ -7,7 +7,6 @@ The flag defaults are the authors' CelebA-HQ configuration; configs/ hold the
 named runs. Rerun the same command to resume.
 """
 
-from absl import app
 from absl import flags
 
 from common import flags as common_flags
@@ -82,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, common_flags.__name__)

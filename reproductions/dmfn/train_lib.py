@@ -78,37 +78,37 @@ class Config:
 
     def __post_init__(self):
         if self.mask_type not in MASK_TYPES:
-            raise ValueError(f"--mask_type must be one of {MASK_TYPES}, got {self.mask_type!r}.")
+            raise errors.UserError(f"--mask_type must be one of {MASK_TYPES}, got {self.mask_type!r}.")
         if self.box_position not in BOX_POSITIONS:
-            raise ValueError(f"--box_position must be one of {BOX_POSITIONS}, got "
+            raise errors.UserError(f"--box_position must be one of {BOX_POSITIONS}, got "
                              f"{self.box_position!r}.")
         if self.mask_dir and self.mask_type != "irregular":
-            raise ValueError(f"--mask_dir is read only with --mask_type=irregular (got "
+            raise errors.UserError(f"--mask_dir is read only with --mask_type=irregular (got "
                              f"--mask_type={self.mask_type}): add that flag, or drop --mask_dir.")
         if self.mask_type == "irregular":
             if not self.mask_dir:
-                raise ValueError("--mask_type=irregular needs --mask_dir (a folder of mask "
+                raise errors.UserError("--mask_type=irregular needs --mask_dir (a folder of mask "
                                  "images, white = hole).")
             if not os.path.isdir(self.mask_dir):
-                raise ValueError(f"--mask_dir {self.mask_dir!r} is not a folder.")
+                raise errors.UserError(f"--mask_dir {self.mask_dir!r} is not a folder.")
             if not image_files.has_image_file(self.mask_dir, masks.MASK_EXTENSIONS):
-                raise ValueError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
+                raise errors.UserError(f"--mask_dir {self.mask_dir!r} holds no mask image (expected "
                                  f"{', '.join(masks.MASK_EXTENSIONS)}).")
         if self.vgg not in ("vgg19", "vgg16"):
-            raise ValueError(f"--vgg must be vgg19 or vgg16, got {self.vgg!r}.")
+            raise errors.UserError(f"--vgg must be vgg19 or vgg16, got {self.vgg!r}.")
         model_utils.check_padding(self.conv_padding)
         if self.dmfb not in model_lib.DMFB_VARIANTS:
-            raise ValueError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
+            raise errors.UserError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
                              f"{self.dmfb!r}.")
         for name in ("image_size", "local_size"):
             size = getattr(self, name)
             if size < 8 or size & (size - 1):
-                raise ValueError(f"--{name} must be a power of two >= 8, got {size}.")
+                raise errors.UserError(f"--{name} must be a power of two >= 8, got {size}.")
         if self.local_size > self.image_size:
-            raise ValueError(f"--local_size ({self.local_size}) must not exceed --image_size "
+            raise errors.UserError(f"--local_size ({self.local_size}) must not exceed --image_size "
                              f"({self.image_size}).")
         if not 0 <= 2 * self.max_shrink < self.local_size:
-            raise ValueError(f"--max_shrink must be in [0, local_size / 2), got {self.max_shrink}.")
+            raise errors.UserError(f"--max_shrink must be in [0, local_size / 2), got {self.max_shrink}.")
         errors.check_non_negative(self, ("pixel_weight", "feature_weight", "align_weight",
                                          "gan_weight", "dfm_weight"))
         errors.check_positive(self, ("num_blocks", "channels", "d_channels", "lr",
@@ -140,6 +140,7 @@ class DMFNTask(train_loop.Task):
         self.d_optimizer = _adam(config)
         self.feature_extractor = vgg.FeatureExtractor(config.vgg, losses.VGG_LAYERS,
                                                       weights=config.vgg_weights)
+        self.caveat = vgg.random_weights_caveat(config.vgg, config.vgg_weights)
 
     def checkpoint_items(self) -> dict[str, object]:
         return {"generator": self.generator, "discriminator": self.discriminator,

@@ -37,6 +37,7 @@ import keras
 from keras import layers
 
 from common import model_utils
+from common.errors import UserError
 
 # (kind, filter multiple of the base width, kernel, stride, dilation) of layers 1-16.
 COMPLETION_LAYERS = (
@@ -141,7 +142,7 @@ def build_discriminator(image_size: int = 256, local_size: int = 128, channels: 
     follows each branch's FC-1024 (see the module docstring).
     """
     if fc_activation not in FC_ACTIVATIONS:
-        raise ValueError(f"--d_fc_activation must be one of {FC_ACTIVATIONS}, got "
+        raise UserError(f"--d_fc_activation must be one of {FC_ACTIVATIONS}, got "
                          f"{fc_activation!r}.")
     global_input = keras.Input((image_size, image_size, 3), name="global_image")
     local_input = keras.Input((local_size, local_size, 3), name="local_patch")

@@ -8,10 +8,10 @@ The three phases (completion network, discriminators, joint) follow from the
 step, so rerunning the same command resumes in the right phase.
 """
 
-from absl import app
 from absl import flags
 
 from common import flags as common_flags
+from common.errors import UserError
 from reproductions.glcic import train_lib
 
 common_flags.define_common_flags()
@@ -60,7 +60,7 @@ def paper_config() -> train_lib.Config:
     try:
         mean_pixel = tuple(float(v) for v in FLAGS.mean_pixel) or None
     except ValueError as error:
-        raise ValueError(f"--mean_pixel must be three numbers R,G,B, got {FLAGS.mean_pixel}.") \
+        raise UserError(f"--mean_pixel must be three numbers R,G,B, got {FLAGS.mean_pixel}.") \
             from error
     return train_lib.Config(
         image_size=FLAGS.image_size, local_size=FLAGS.local_size, hole_min=FLAGS.hole_min,
@@ -79,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, common_flags.__name__)

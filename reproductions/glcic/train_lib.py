@@ -74,30 +74,30 @@ class Config:
         for name in ("image_size", "local_size"):
             size = getattr(self, name)
             if size < 8 or size % 4 or (size & (size - 1)):
-                raise ValueError(f"--{name} must be a power of two >= 8, got {size}.")
+                raise errors.UserError(f"--{name} must be a power of two >= 8, got {size}.")
         if not self.local_size <= self.image_size:
-            raise ValueError(f"--local_size ({self.local_size}) must not exceed --image_size "
+            raise errors.UserError(f"--local_size ({self.local_size}) must not exceed --image_size "
                              f"({self.image_size}).")
         if not 1 <= self.hole_min <= self.hole_max <= self.local_size:
-            raise ValueError(f"Need 1 <= --hole_min ({self.hole_min}) <= --hole_max "
+            raise errors.UserError(f"Need 1 <= --hole_min ({self.hole_min}) <= --hole_max "
                              f"({self.hole_max}) <= --local_size ({self.local_size}).")
         if not self.image_size <= self.shorter_side_min <= self.shorter_side_max:
-            raise ValueError(f"Need --image_size ({self.image_size}) <= --shorter_side_min "
+            raise errors.UserError(f"Need --image_size ({self.image_size}) <= --shorter_side_min "
                              f"({self.shorter_side_min}) <= --shorter_side_max "
                              f"({self.shorter_side_max}).")
         if self.completion_steps < 0 or self.discriminator_steps < 0:
-            raise ValueError("--completion_steps and --discriminator_steps must be >= 0.")
+            raise errors.UserError("--completion_steps and --discriminator_steps must be >= 0.")
         model_utils.check_padding(self.conv_padding)
         if self.d_fc_activation not in model_lib.FC_ACTIVATIONS:
-            raise ValueError(f"--d_fc_activation must be one of {model_lib.FC_ACTIVATIONS}, got "
+            raise errors.UserError(f"--d_fc_activation must be one of {model_lib.FC_ACTIVATIONS}, got "
                              f"{self.d_fc_activation!r}.")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+            raise errors.UserError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         errors.check_positive(self, ("alpha", "learning_rate", "cn_channels", "d_channels",
                                      "mean_pixel_images"))
         if self.mean_pixel is not None and (
                 len(self.mean_pixel) != 3 or not all(0 <= v <= 1 for v in self.mean_pixel)):
-            raise ValueError(f"--mean_pixel must be three values in [0, 1] (R,G,B), got "
+            raise errors.UserError(f"--mean_pixel must be three values in [0, 1] (R,G,B), got "
                              f"{self.mean_pixel}.")
 
 

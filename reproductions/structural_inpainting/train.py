@@ -9,10 +9,10 @@ the paper's run and its ablations. The stage (structural, then joint)
 follows from the step, so rerunning the same command resumes correctly.
 """
 
-from absl import app
 from absl import flags
 
 from common import flags as common_flags
+from common.errors import UserError
 from reproductions.structural_inpainting import model as model_lib
 from reproductions.structural_inpainting import train_lib
 
@@ -56,7 +56,7 @@ def paper_config() -> train_lib.Config:
     try:
         weights = tuple(float(w) for w in FLAGS.feature_weights)
     except ValueError as error:
-        raise ValueError(f"--feature_weights must be numbers, got {FLAGS.feature_weights}.") \
+        raise UserError(f"--feature_weights must be numbers, got {FLAGS.feature_weights}.") \
             from error
     return train_lib.Config(
         architecture=FLAGS.architecture, lambda_feat=FLAGS.lambda_feat,
@@ -74,4 +74,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_app(main, __doc__, __name__, common_flags.__name__)

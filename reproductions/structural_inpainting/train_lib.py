@@ -73,22 +73,22 @@ class Config:
 
     def __post_init__(self):
         if self.architecture not in model_lib.ARCHITECTURES:
-            raise ValueError(f"--architecture must be one of {model_lib.ARCHITECTURES}, got "
+            raise errors.UserError(f"--architecture must be one of {model_lib.ARCHITECTURES}, got "
                              f"{self.architecture!r}.")
         if self.feature_on not in FEATURE_INPUTS:
-            raise ValueError(f"--feature_on must be one of {FEATURE_INPUTS}, got "
+            raise errors.UserError(f"--feature_on must be one of {FEATURE_INPUTS}, got "
                              f"{self.feature_on!r}.")
         errors.check_non_negative(self, ("lambda_feat", "lambda_adv"))  # 0 turns a loss off
         if len(self.feature_layers) != len(self.feature_weights):
-            raise ValueError(f"--feature_weights needs one weight per layer of --feature_layers "
+            raise errors.UserError(f"--feature_weights needs one weight per layer of --feature_layers "
                              f"({len(self.feature_layers)}), got {len(self.feature_weights)}.")
         if not 0 <= 2 * self.overlap < HOLE_SIZE:
-            raise ValueError(f"--overlap must be in [0, {HOLE_SIZE // 2}), got {self.overlap}.")
+            raise errors.UserError(f"--overlap must be in [0, {HOLE_SIZE // 2}), got {self.overlap}.")
         if self.structural_steps < 0:
-            raise ValueError(f"--structural_steps must be >= 0, got {self.structural_steps}.")
+            raise errors.UserError(f"--structural_steps must be >= 0, got {self.structural_steps}.")
         errors.check_positive(self, ("lr", "lr_joint", "lr_d", "width", "bottleneck"))
         if not IMAGE_SIZE <= self.shorter_side_min <= self.shorter_side_max:
-            raise ValueError(f"Need {IMAGE_SIZE} <= --shorter_side_min <= --shorter_side_max, got "
+            raise errors.UserError(f"Need {IMAGE_SIZE} <= --shorter_side_min <= --shorter_side_max, got "
                              f"{self.shorter_side_min}, {self.shorter_side_max}.")
 
     @property
@@ -125,6 +125,7 @@ class StructuralTask(train_loop.Task):
         if config.lambda_feat > 0:
             self.feature_extractor = vgg.FeatureExtractor(
                 "vgg16", tuple(config.feature_layers), weights=config.vgg_weights)
+            self.caveat = vgg.random_weights_caveat("vgg16", config.vgg_weights)
         self.feature_weights = dict(zip(config.feature_layers, config.feature_weights))
         self.center_box = masks.center_box(IMAGE_SIZE, HOLE_SIZE)
         self.ring_weights = masks.overlap_weights(HOLE_SIZE, config.overlap,
