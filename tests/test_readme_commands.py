@@ -146,3 +146,19 @@ def tool_help(argv: tuple[str, ...]) -> str:
     result = run([*argv, "--help"])
     assert result.returncode == 0, f"{' '.join(argv)} --help:\n{result.stderr[-3000:]}"
     return result.stdout
+
+
+def test_readme_notebook_commands_name_existing_notebooks():
+    """`jupyter execute` commands (tests/test_notebooks.py runs the notebooks): the
+    notebook exists, and --output has no dot, which nbclient would take for the
+    suffix and so write over the notebook itself."""
+    commands = [c for readme in READMES for c in readme_commands(readme)
+                if c.startswith("jupyter execute ")]
+    assert commands
+    for command in commands:
+        _, argv = split_command(command)
+        notebooks = [word for word in argv[2:] if not word.startswith("--")]
+        assert notebooks and all(os.path.exists(os.path.join(REPO, n)) for n in notebooks)
+        for word in argv:
+            if word.startswith("--output="):
+                assert "." not in word.split("=", 1)[1], command
