@@ -21,6 +21,7 @@ from absl import flags
 
 from common import data as data_lib
 from common import train_loop
+from common import vgg
 from common.errors import UserError
 
 
@@ -225,9 +226,8 @@ def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> in
     with user_errors():
         config = paper_config()
         if flags.FLAGS.dry_run:
-            if hasattr(config, "vgg_weights"):  # counting needs no download
-                config = dataclasses.replace(config, vgg_weights=None)
-            print(json.dumps(paper.parameter_counts(paper.build_task(config))))
+            task = paper.build_task(vgg.without_weights(config))
+            print(json.dumps(paper.parameter_counts(task)))
             return 0
         result = paper.run(config, run_config())
     return 130 if result.interrupted else 0

@@ -16,6 +16,7 @@ weights always come from the `weights` argument when it is rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -90,6 +91,17 @@ def _check_layers(layers, arch):
             f"same tap), got {layers!r}."
         )
     return layers, keras_names
+
+
+def without_weights(config):
+    """`config` (a paper's frozen dataclass) with `vgg_weights=None` if it has that field.
+
+    The VGG serves only the training losses: counting parameters or inpainting
+    need not load, let alone download, its weights.
+    """
+    if not hasattr(config, "vgg_weights"):
+        return config
+    return dataclasses.replace(config, vgg_weights=None)
 
 
 def random_weights_caveat(arch: str, weights) -> str:

@@ -48,6 +48,7 @@ from common import experiment
 from common.errors import UserError
 from common import run_dir
 from common import train_loop
+from common import vgg
 from reproductions.glcic import postprocess
 from reproductions.papers import PAPERS
 
@@ -99,11 +100,7 @@ def load_task(workdir: str) -> tuple[str, train_loop.Task]:
         raise UserError(f"{workdir}/config.json names an unknown paper {paper!r}.")
     train_lib = importlib.import_module(f"reproductions.{paper}.train_lib")
     config = train_lib.Config(**experiment.with_legacy_fields(train_lib.Config, fields))
-    if hasattr(config, "vgg_weights"):
-        # Inference needs no VGG (it only serves the training losses); don't
-        # download ImageNet weights for it.
-        config = dataclasses.replace(config, vgg_weights=None)
-    task = train_lib.build_task(config)
+    task = train_lib.build_task(vgg.without_weights(config))
     restore_for_inference(task, workdir)
     return paper, task
 
@@ -152,7 +149,7 @@ class PaperInpainter:
         A centre-region model (Context Encoders' center variant, Structural
         Inpainting) fills only the central square of its 128x128 input, that
         is the middle half of the photo each way; the rest of a hole keeps the
-        input's fill. None for every other model.
+        input's fill. No pixel for every other model.
         """
         mask = np.asarray(mask, bool)
         box = getattr(self.task, "center_box", None)
