@@ -60,8 +60,8 @@ RUNS = (
     ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
      "ablation: no VGG16 feature loss"),
 )
-PAPERS_WITH_VGG = ("structural_inpainting", "dmfn")
-FULLY_CONVOLUTIONAL = ("glcic", "dmfn")
+# The papers whose networks fill holes anywhere (the others, only the centre).
+FULLY_CONVOLUTIONAL = tuple(p.name for p in papers.all_papers() if p.fully_convolutional)
 BASELINES = ("telea", "ns", "biharmonic")
 IMAGE_SIZE = 128
 # (name, mask source, which runs): the papers' own masks, then the irregular ones.
@@ -119,7 +119,7 @@ def train_command(paper: str, config: str, workdir: str, train_dir: str, held_ou
                f"--workdir={workdir}"]
     if smoke:
         command += ["--max_steps=2", "--eval_examples=2", "--batch_size=2"]
-    if paper in PAPERS_WITH_VGG:
+    if papers.get(paper).uses_vgg:
         command.append(f"--vgg_weights={FLAGS.vgg_weights if not smoke else 'none'}")
     return command
 
@@ -338,7 +338,8 @@ def main(argv):
         for name, paper, _, _ in runs:
             if scored_papers is None or paper in scored_papers:
                 methods.append((f"{paper}:{os.path.join(root, name)}", name, False))
-                if paper == "glcic":  # the network alone, then with the paper's blending
+                if papers.get(paper).postprocess is not None:
+                    # The network alone, then with the paper's post-processing (GLCIC's).
                     methods.append((methods[-1][0], f"{name}_postprocessed", True))
         tables[mask_name] = [
             evaluate_method(method, name, held_out_dir, mask_source,

@@ -38,7 +38,7 @@ from absl import flags
 
 from reproductions import papers
 
-_PAPER, _PAPER_TRAIN, _PAPER_LIB = papers.paper_from_argv()
+_PAPER = papers.paper_from_argv()  # its record; its flags are defined
 
 flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
 flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
@@ -52,6 +52,7 @@ flags.DEFINE_integer("tfrecord_shards", 0, "If > 0, also pack the --train_data f
 FLAGS = flags.FLAGS
 
 from common import data as data_lib  # noqa: E402
+from common import config_flags  # noqa: E402
 from common import experiment  # noqa: E402
 from common import flags as common_flags
 from common import tfrecords  # noqa: E402
@@ -77,10 +78,10 @@ def time_pipeline(dataset_fn, batches: int, warmup: int) -> tuple[float, float]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = _PAPER_TRAIN.paper_config()
-    paper_input = _PAPER_LIB.paper_input(config)
+    config = config_flags.from_flags(_PAPER.config)
+    paper_input = _PAPER.paper_input(config)
     batch_size = FLAGS.batch_size
-    data = _PAPER_TRAIN.common_flags.DataConfig(
+    data = common_flags.DataConfig(
         train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
         batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
     kind, _ = data_lib.parse_data_spec(FLAGS.train_data)
@@ -119,6 +120,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    papers.insert_config_flagfile(_PAPER)
-    common_flags.run_app(main, __doc__, __name__, _PAPER_TRAIN.__name__,
+    papers.insert_config_flagfile(_PAPER.name)
+    common_flags.run_app(main, __doc__, __name__, _PAPER.config.__module__,
                           common_flags.__name__)

@@ -25,7 +25,7 @@ from absl import flags
 
 from reproductions import papers
 
-_PAPER, _PAPER_TRAIN, _PAPER_LIB = papers.paper_from_argv()
+_PAPER = papers.paper_from_argv()  # its record; its flags are defined
 
 flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
 flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
@@ -37,6 +37,7 @@ FLAGS = flags.FLAGS
 
 import tensorflow as tf  # noqa: E402
 
+from common import config_flags  # noqa: E402
 from common import experiment  # noqa: E402
 from common import flags as common_flags
 from common import train_loop  # noqa: E402
@@ -56,17 +57,17 @@ def _time_steps(run_step, steps: int) -> float:
 
 def main(argv):
     del argv
-    config = _PAPER_TRAIN.paper_config()
+    config = config_flags.from_flags(_PAPER.config)
     batch_size = FLAGS.batch_size
     train_loop.set_precision(FLAGS.mixed_precision)
     strategy = train_loop.make_strategy(FLAGS.strategy)
     with strategy.scope():
-        task = _PAPER_LIB.build_task(config)
+        task = _PAPER.build_task(config)
         task.build_optimizers()
-    data = _PAPER_TRAIN.common_flags.DataConfig(
+    data = common_flags.DataConfig(
         train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
         batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
-    batch = next(iter(experiment.make_dataset(_PAPER_LIB.paper_input(config), data,
+    batch = next(iter(experiment.make_dataset(_PAPER.paper_input(config), data,
                                               spec=FLAGS.train_data, training=True,
                                               batch_size=batch_size)))
     batches = iter(strategy.experimental_distribute_dataset(
@@ -113,6 +114,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    papers.insert_config_flagfile(_PAPER)
-    common_flags.run_app(main, __doc__, __name__, _PAPER_TRAIN.__name__,
+    papers.insert_config_flagfile(_PAPER.name)
+    common_flags.run_app(main, __doc__, __name__, _PAPER.config.__module__,
                           common_flags.__name__)

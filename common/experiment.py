@@ -184,35 +184,34 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
-        run_config: common_flags.RunConfig, *, paper: str, config,
-        prepare: Callable[[train_loop.Task, bool], None] | None = None) -> train_loop.TrainResult:
+def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
     """Trains a paper's task as configured; resumes from the work directory.
 
     Args:
-      build_task: builds the task (called inside the strategy's scope, after
-        the precision policy and the seed are set).
-      paper_input: the paper's crop policy and masking step.
-      run_config: the shared settings.
-      paper: the paper's folder name under reproductions/.
+      paper: the paper's record (reproductions.papers.Paper): its task builder,
+        input pipeline and optional `prepare` hook.
       config: the paper's config (a dataclass), recorded as workdir/config.json.
-      prepare: optional (task, resuming) hook run before training, e.g. to
-        compute statistics of the data that a new run stores in its checkpoint.
+      run_config: the shared settings.
     """
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = train_loop.make_strategy(run_config.strategy)
     train_loop.check_batch_divides(run_config.data.batch_size, strategy)
     workdir = run_config.loop.workdir
-    chief = train_loop.is_chief(run_config.strategy)
+    chief = train_loop.is_chief(strategy)
     with run_dir.locked(workdir) if chief else contextlib.nullcontext():
-        changes = resume_changes(workdir, paper, config, run_config.flag_lines) if chief else []
+        changes = (resume_changes(workdir, paper.name, config, run_config.flag_lines)
+                   if chief else [])
         train_loop.set_precision(run_config.mixed_precision)
         set_determinism(run_config.data.seed, run_config.deterministic)
+        # Built after the precision policy and the seed are set.
         with strategy.scope():
-            task = build_task()
+            task = paper.build_task(config)
+        logging.info("%s (%s), trainable parameters: %s", paper.title, paper.describe(config),
+                     paper.parameter_counts(task))
         data = run_config.data
-        if prepare is not None:
-            prepare(task, run_dir.has_checkpoint(workdir))
+        if paper.prepare is not None:
+            paper.prepare(task, config, data, run_dir.has_checkpoint(workdir))
+        paper_input = paper.paper_input(config)
 
         def make_train_dataset(start_index: int) -> tf.data.Dataset:
             return make_dataset(paper_input, data, spec=data.train_data, training=True,
@@ -223,7 +222,7 @@ def run(build_task: Callable[[], train_loop.Task], paper_input: PaperInput,
             # run's files rewritten: a refused resume leaves them as they were.
             if start_step and changes:
                 logging.info("Resuming with changed flags: %s.", "; ".join(changes))
-            write_paper_config(workdir, paper, config)
+            write_paper_config(workdir, paper.name, config)
             if run_config.flag_lines:
                 common_flags.write_flagfile(os.path.join(workdir, "flags.cfg"),
                                             run_config.flag_lines)

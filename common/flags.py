@@ -1,9 +1,9 @@
 """Command-line flags shared by every paper's train.py.
 
-Flags are read only in train.py files: they call `define_common_flags()`,
-override the defaults with the paper's values (`flags.FLAGS.set_default`),
-and turn the parsed values into plain config objects with `run_config()`.
-Library code never reads flags.
+Flags are read only in train.py files: `define_paper_flags(Config)` defines the
+shared flags and one flag per field of the paper's Config (common.config_flags),
+and the parsed values become plain config objects (`config_flags.from_flags`,
+`run_config()`). Library code never reads flags.
 """
 
 from __future__ import annotations
@@ -19,46 +19,62 @@ from typing import Callable
 from absl import app
 from absl import flags
 
+from common import config_flags
 from common import data as data_lib
 from common import train_loop
 from common import vgg
 from common.errors import UserError
 
 
-def define_common_flags() -> None:
+def define_common_flags(values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines the flags every reproduction understands."""
+    into = {"flag_values": values}
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples; an "
-                        "existing run there is resumed.")
+                        "existing run there is resumed.", **into)
     flags.DEFINE_string("train_data", "sample", "Training data: 'sample' (bundled photos), a "
-                        "folder of images, a TFRecord pattern, or 'tfds:NAME[:SPLIT]'.")
+                        "folder of images, a TFRecord pattern, or 'tfds:NAME[:SPLIT]'.", **into)
     flags.DEFINE_string("eval_data", "", "Evaluation data, same forms as --train_data; empty = "
-                        "no periodic evaluation (sample grids then use --train_data).")
-    flags.DEFINE_integer("eval_examples", 64, "Examples used from --eval_data.")
-    flags.DEFINE_integer("batch_size", 64, "Global batch size.")
-    flags.DEFINE_integer("num_steps", 100_000, "Training length of the configuration.")
-    flags.DEFINE_integer("max_steps", None, "If set, overrides --num_steps.")
-    flags.DEFINE_integer("seed", 0, "Seeds the initial weights, shuffling, crops and masks.")
-    flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA.")
+                        "no periodic evaluation (sample grids then use --train_data).", **into)
+    flags.DEFINE_integer("eval_examples", 64, "Examples used from --eval_data.", **into)
+    flags.DEFINE_integer("batch_size", 64, "Global batch size.", **into)
+    flags.DEFINE_integer("num_steps", 100_000, "Training length of the configuration.", **into)
+    flags.DEFINE_integer("max_steps", None, "If set, overrides --num_steps.", **into)
+    flags.DEFINE_integer("seed", 0, "Seeds the initial weights, shuffling, crops and masks.",
+                         **into)
+    flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA.", **into)
     flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16"],
-                      "Mixed precision: float16 (with loss scaling) or bfloat16.")
+                      "Mixed precision: float16 (with loss scaling) or bfloat16.", **into)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy: one device; all local GPUs; or all GPUs of "
                       "the machines listed in the TF_CONFIG environment variable. "
-                      "--batch_size is the global batch, split evenly over the replicas.")
+                      "--batch_size is the global batch, split evenly over the replicas.", **into)
     flags.DEFINE_integer("steps_per_loop", 10, "Train steps per compiled call (a host round "
                          "trip only every so many steps; calls also end at log, sample, "
-                         "eval and checkpoint steps).")
+                         "eval and checkpoint steps).", **into)
     flags.DEFINE_boolean("deterministic", False, "Deterministic ops (tf.config.experimental."
                          "enable_op_determinism): the same seed gives the same weights, at "
-                         "some cost in speed on GPU.")
-    flags.DEFINE_integer("log_every", 50, "Steps between scalar logs and progress lines.")
-    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
-    flags.DEFINE_integer("sample_every", 500, "Steps between sample image grids.")
-    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on --eval_data.")
-    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in workdir/checkpoints.")
-    flags.DEFINE_integer("shuffle_buffer", 2048, "Record shuffle buffer for TFRecord/tfds data.")
+                         "some cost in speed on GPU.", **into)
+    flags.DEFINE_integer("log_every", 50, "Steps between scalar logs and progress lines.", **into)
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.", **into)
+    flags.DEFINE_integer("sample_every", 500, "Steps between sample image grids.", **into)
+    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on --eval_data.", **into)
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in workdir/checkpoints.", **into)
+    flags.DEFINE_integer("shuffle_buffer", 2048, "Record shuffle buffer for TFRecord/tfds data.",
+                         **into)
     flags.DEFINE_boolean("dry_run", False, "Build the networks, print their trainable parameter "
-                         "counts as one JSON line, and exit.")
+                         "counts as one JSON line, and exit.", **into)
+
+
+def define_paper_flags(config_cls, values: flags.FlagValues = flags.FLAGS) -> None:
+    """The shared flags, then one per field of a paper's `Config`.
+
+    `config_cls.RUN_DEFAULTS` (batch size, training length: the paper's schedule)
+    replaces the shared flags' defaults.
+    """
+    define_common_flags(values)
+    config_flags.define_flags(config_cls, values)
+    for name, value in config_cls.RUN_DEFAULTS.items():
+        values.set_default(name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,14 +225,13 @@ def user_errors():
         sys.exit(1)
 
 
-def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> int:
+def train_main(argv: list[str], paper) -> int:
     """The body of every paper's train.py: `--dry_run` counts parameters, else train.
 
     Args:
       argv: what absl leaves of the command line (only the program name).
-      paper_config: builds the paper's config from its flags.
-      paper: the paper's train_lib module, with build_task, parameter_counts
-        and run.
+      paper: the paper's record (reproductions.papers.Paper), whose Config
+        fields are the flags of `define_paper_flags`.
 
     Returns:
       The exit code: 0, or 130 after Ctrl-C / SIGTERM (the run resumes).
@@ -224,12 +239,12 @@ def train_main(argv: list[str], paper_config: Callable[[], object], paper) -> in
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     with user_errors():
-        config = paper_config()
+        config = config_flags.from_flags(paper.config)
         if flags.FLAGS.dry_run:
             task = paper.build_task(vgg.without_weights(config))
             print(json.dumps(paper.parameter_counts(task)))
             return 0
-        result = paper.run(config, run_config())
+        result = paper.train(config, run_config())
     return 130 if result.interrupted else 0
 
 

@@ -1,14 +1,20 @@
-"""Local patches for local discriminators: where to crop, and the crop itself.
+"""Square patches: the local discriminators' crops, and the centre-patch models' patch.
 
-A patch is given by its top-left corner (int32 [2] = top, left) and a fixed
-side. Corners are drawn per example in the input pipeline and patches are
+A local patch is given by its top-left corner (int32 [2] = top, left) and a
+fixed side. Corners are drawn per example in the input pipeline and patches are
 cropped per example inside the train step, so every sample of a batch gets
 its own patch (no batch-wide box) and gradients flow through the crop.
+
+The centre-patch models (Context Encoders' center region, Structural
+Inpainting) predict one fixed (top, left, size) box of every image
+(`masks.center_box`): `center_patch`, `paste_center` and `center_predictions`.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from common import masks
 
 
 def hole_centered_corner(mask: tf.Tensor, size: int) -> tf.Tensor:
@@ -55,3 +61,31 @@ def crop_patches(images: tf.Tensor, corners: tf.Tensor, size: int) -> tf.Tensor:
     cols = corners[:, 1:2] + offsets
     patches = tf.gather(images, rows, axis=1, batch_dims=1)
     return tf.gather(patches, cols, axis=2, batch_dims=1)
+
+
+def center_patch(images: tf.Tensor, box: tuple[int, int, int]) -> tf.Tensor:
+    """The (top, left, size) square of a batch of images."""
+    top, left, size = box
+    return images[:, top:top + size, left:left + size]
+
+
+def paste_center(patch: tf.Tensor, image_size: int, box: tuple[int, int, int]) -> tf.Tensor:
+    """A full-size batch, zero outside the box, holding `patch` inside it."""
+    top, left, size = box
+    return tf.pad(patch, [[0, 0], [top, image_size - top - size],
+                          [left, image_size - left - size], [0, 0]])
+
+
+def center_predictions(inputs: tf.Tensor, image: tf.Tensor, mask: tf.Tensor, patch: tf.Tensor,
+                       box: tuple[int, int, int]) -> dict[str, tf.Tensor]:
+    """`Task.predict` outputs of a centre-patch model, all in [-1, 1].
+
+    The raw output shows the whole predicted patch over the input; the
+    composite, like the official test.lua, keeps only the patch's part inside
+    the hole (its inner (64 - 2*overlap)^2), the ring staying context.
+    """
+    image_size = image.shape[1]
+    pasted = paste_center(patch, image_size, box)
+    region = masks.center_mask(image_size, box[2], overlap=0)[None]
+    return {"input": inputs, "output": region * pasted + (1.0 - region) * inputs,
+            "composite": mask * pasted + (1.0 - mask) * image, "target": image, "mask": mask}

@@ -77,9 +77,9 @@ class Task(abc.ABC):
     def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
         """One update on a per-replica batch; returns scalar float32 losses.
 
-        Traced once per phase: `phase` is a Python int. Losses used for
-        gradients must be divided by the number of replicas in sync (see
-        `replica_loss`), because the optimizer sums gradients over replicas.
+        Traced once per phase: `phase` is a Python int. Each network's
+        update goes through `update(optimizer, tape, loss, model)`, which
+        scales for the replicas and for float16 loss scaling.
         """
 
     @abc.abstractmethod
@@ -91,11 +91,6 @@ class Task(abc.ABC):
         known pixels elsewhere), "target" (the ground truth), and "mask" (1 =
         the pixels the composite takes from the prediction).
         """
-
-
-def replica_loss(loss: tf.Tensor) -> tf.Tensor:
-    """Scales a per-replica mean loss so that summed replica gradients average."""
-    return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,22 +142,25 @@ def make_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Op
     return optimizer
 
 
-def scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
-    """The loss to differentiate: scaled when the optimizer is a loss-scale optimizer."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer.scale_loss(loss)
-    return loss
+def update(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: tf.Tensor,
+           model: keras.Model) -> None:
+    """One step of `model`'s trainable weights down the gradient of `loss`.
 
-
-def apply_gradients(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape,
-                    scaled_loss: tf.Tensor, model: keras.Model) -> None:
-    """One update of `model`'s trainable weights from the tape's gradient of `scaled_loss`.
-
-    `scaled_loss` comes from `scale_loss(optimizer, replica_loss(loss))`, computed
-    inside the tape; a loss-scale optimizer unscales the gradients itself.
+    `loss` is this replica's mean loss, recorded by `tape`. Every update goes
+    through here so that neither scaling can be forgotten: the gradient is
+    divided by the number of replicas (the optimizer sums the replicas'
+    gradients, so they average), and multiplied by the loss scale of a float16
+    loss-scale optimizer (which unscales it again before the update). Both
+    enter as the seed of the backward pass, the same as differentiating
+    `loss / replicas * scale`.
     """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    seed = tf.ones_like(loss) / replicas
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        seed = optimizer.scale_loss(seed)
     variables = model.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables, output_gradients=seed),
+                                  variables))
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -183,15 +181,20 @@ def tf_config() -> dict:
     return config
 
 
-def is_chief(strategy_name: str) -> bool:
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes the run's files (logs, samples, checkpoints).
 
-    Always, except under --strategy=multi_worker, where only the chief does:
-    the "chief" task, or worker 0 of a cluster without one.
+    Always, except under a multi-worker strategy, where only the chief task of
+    TF_CONFIG does (`chief_task`).
     """
-    if strategy_name != "multi_worker":
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
-    config = tf_config()
+    return chief_task(tf_config())
+
+
+def chief_task(config: Mapping) -> bool:
+    """Whether a TF_CONFIG's own task is the chief: the "chief" task, or worker 0
+    of a cluster without one."""
     task = config.get("task", {})
     task_type, index = task.get("type"), int(task.get("index", 0))
     if task_type in (None, "chief"):
@@ -484,6 +487,131 @@ def evaluate(task: Task, batches) -> dict[str, float]:
     return {key: value / count for key, value in totals.items()}
 
 
+class Checkpoints:
+    """The run's checkpoint: step, phase, and the task's items; resumed, then saved.
+
+    Under a multi-worker strategy every worker joins each save (variables are
+    read collectively), but only the chief writes into the work directory; the
+    others save into a scratch folder that is then deleted.
+    """
+
+    def __init__(self, task: Task, config: LoopConfig, strategy: tf.distribute.Strategy,
+                 chief: bool):
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
+            task.build_optimizers()
+        self.items = task.checkpoint_items()
+        self.checkpoint = tf.train.Checkpoint(step=self.step, phase=self.phase, **self.items)
+        self.chief = chief
+        self.directory = (run_dir.checkpoint_dir(config.workdir) if chief else
+                          os.path.join(config.workdir, "worker_scratch",
+                                       f"{socket.gethostname()}.{os.getpid()}"))
+        # Found (and on the chief repaired) before the manager reads the index.
+        self.latest = run_dir.newest_readable(run_dir.checkpoint_dir(config.workdir),
+                                              repair=chief)
+        if chief:
+            check_free_space(self.directory, checkpoint_bytes(self.items),
+                             config.keep_checkpoints)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
+                                                  max_to_keep=config.keep_checkpoints)
+        self.saved_steps: set[int] = set()
+
+    def resume(self, task: Task, workdir: str) -> tuple[int, int]:
+        """Restores the newest readable checkpoint, if any, keeping the configured
+        learning rates; returns (step, phase) to start from."""
+        if self.latest:
+            learning_rates = _learning_rate_variables(self.items)
+            configured = {name: float(v.numpy()) for name, v in learning_rates.items()}
+            restore_checkpoint(self.checkpoint, self.latest, workdir)
+            restore_learning_rates(learning_rates, configured)
+            logging.info("Resumed from %s at step %d (phase %s).", self.latest,
+                         int(self.step.numpy()), task.phase_name(int(self.phase.numpy())))
+        start = int(self.step.numpy())
+        self.saved_steps.add(start)
+        return start, int(self.phase.numpy())
+
+    def save(self, step: int) -> None:
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as error:
+            # The index still names the previous checkpoint, which stays usable.
+            raise OSError(f"Could not write the checkpoint of step {step} to {self.directory} "
+                          f"(disk full?): {error.message}. The previous checkpoint is kept; "
+                          "free some space and rerun to resume.") from error
+        self.saved_steps.add(step)
+        if self.chief:
+            logging.info("Saved checkpoint %s.", path)
+        else:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the last worker out removes the folder
+                os.rmdir(os.path.dirname(self.directory))
+
+    def non_finite_error(self, first_bad: int, step: int,
+                         losses: Mapping[str, float]) -> NonFiniteLossError:
+        """The error for a non-finite loss, saying which checkpoint is kept."""
+        if max(self.saved_steps) > 0 or self.latest:
+            advice = (f"the last good checkpoint in {self.manager.directory} (step "
+                      f"{max(self.saved_steps)}) is kept. Lower the learning rate (it takes "
+                      "effect on resume), or try --mixed_precision=none if it is on, then "
+                      "rerun to resume.")
+        else:
+            advice = ("no checkpoint had been saved yet. Lower the learning rate, or try "
+                      "--mixed_precision=none if it is on, and start again.")
+        return NonFiniteLossError(
+            f"Non-finite loss at step {first_bad} (losses at step {step}: "
+            + ", ".join(f"{k}={v}" for k, v in losses.items()) + "). Stopped without saving; "
+            + advice)
+
+
+def distributed_iterator(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy):
+    """An iterator of per-replica batches of `dataset`'s global batches."""
+    # Each global batch is split over the replicas (and workers); never shard by
+    # files, which would change the data with the number of workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+
+def summary_writers(workdir: str, chief: bool, has_eval: bool):
+    """(train, eval) TensorBoard writers; no-op writers off the chief."""
+    if not chief:
+        return tf.summary.create_noop_writer(), tf.summary.create_noop_writer()
+    train_writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
+    # No eval/ folder without eval data: TensorBoard would show an empty run.
+    eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, "eval"))
+                   if has_eval else tf.summary.create_noop_writer())
+    return train_writer, eval_writer
+
+
+def write_samples(task: Task, sample_batch: Mapping[str, np.ndarray], workdir: str, step: int,
+                  writer) -> None:
+    """The sample grid of `sample_batch` at `step`: a PNG under samples/ and TensorBoard."""
+    outputs = {k: v.numpy() for k, v in task.predict(sample_batch).items()}
+    png = os.path.join(workdir, "samples", f"step_{step:08d}.png")
+    visualize.save_sample_grid(outputs, png, title=" | ".join(
+        filter(None, [f"step {step}", task.caveat])))
+    with writer.as_default(step=step):
+        tf.summary.image("samples", visualize.sample_grid(outputs)[None])
+
+
+def write_evaluation(task: Task, eval_dataset: tf.data.Dataset, writer, metrics_path: str,
+                     step: int) -> None:
+    """Evaluates at `step`, writing TensorBoard scalars, metrics.jsonl and a log line."""
+    values = evaluate(task, eval_dataset)
+    with writer.as_default(step=step):
+        for key, value in values.items():
+            tf.summary.scalar(key, value)
+    run_dir.append_metrics(metrics_path, {"step": step, "split": "eval", **values})
+    logging.info("eval at step %d: %s", step,
+                 " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())))
+
+
+def due(step: int, every: int, num_steps: int) -> bool:
+    """Whether a periodic event (log, samples, eval, checkpoint) falls on `step`."""
+    return step % every == 0 or step == num_steps
+
+
 def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], config: LoopConfig,
           *, strategy: tf.distribute.Strategy | None = None,
           sample_batch: Mapping[str, np.ndarray] | None = None,
@@ -512,39 +640,13 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       NonFiniteLossError: a loss became NaN or infinite (nothing is saved).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    # Under --strategy=multi_worker every worker runs this loop and joins each
-    # save (variables are read collectively), but only the chief writes the
-    # run's files; the others save into a scratch folder that is then deleted.
-    chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-             or is_chief("multi_worker"))
+    chief = is_chief(strategy)
     prepare_workdir(config.workdir)
     if task.caveat:
         logging.warning("*** %s ***", task.caveat)
     metrics_path = os.path.join(config.workdir, run_dir.METRICS_FILE)
-
-    with strategy.scope():
-        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        phase_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
-        task.build_optimizers()
-    checkpoint = tf.train.Checkpoint(step=step_var, phase=phase_var, **task.checkpoint_items())
-    save_dir = (run_dir.checkpoint_dir(config.workdir) if chief else
-                os.path.join(config.workdir, "worker_scratch", f"{socket.gethostname()}."
-                             f"{os.getpid()}"))
-    # Found (and on the chief repaired) before the manager reads the index.
-    latest = run_dir.newest_readable(run_dir.checkpoint_dir(config.workdir), repair=chief)
-    if chief:
-        check_free_space(save_dir, checkpoint_bytes(task.checkpoint_items()),
-                         config.keep_checkpoints)
-    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=config.keep_checkpoints)
-    if latest:
-        learning_rates = _learning_rate_variables(task.checkpoint_items())
-        configured = {name: float(v.numpy()) for name, v in learning_rates.items()}
-        restore_checkpoint(checkpoint, latest, config.workdir)
-        restore_learning_rates(learning_rates, configured)
-        logging.info("Resumed from %s at step %d (phase %s).", latest,
-                     int(step_var.numpy()), task.phase_name(int(phase_var.numpy())))
-    start_step = int(step_var.numpy())
-    current_phase = int(phase_var.numpy())  # read once; kept in Python, not read every step
+    checkpoints = Checkpoints(task, config, strategy, chief)
+    start_step, current_phase = checkpoints.resume(task, config.workdir)
     if chief:
         run_dir.truncate_metrics(metrics_path, start_step)
         if on_start is not None:
@@ -554,63 +656,12 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
                      config.num_steps)
         return TrainResult(step=start_step, interrupted=False, last_losses={})
 
-    dataset = make_train_dataset(start_step * config.batch_size)
-    # Each global batch is split over the replicas (and workers); never shard by
-    # files, which would change the data with the number of workers.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    if chief:
-        train_writer = tf.summary.create_file_writer(os.path.join(config.workdir, "train"))
-        # No eval/ folder without eval data: TensorBoard would show an empty run.
-        eval_writer = (tf.summary.create_file_writer(os.path.join(config.workdir, "eval"))
-                       if eval_dataset is not None else tf.summary.create_noop_writer())
-    else:
-        train_writer = eval_writer = tf.summary.create_noop_writer()
+    iterator = distributed_iterator(make_train_dataset(start_step * config.batch_size),
+                                    strategy)
+    train_writer, eval_writer = summary_writers(config.workdir, chief, eval_dataset is not None)
     loops_for_phase = compiled_loops(task, strategy, jit_compile=config.jit_compile,
-                                     step_var=step_var, writer=train_writer,
+                                     step_var=checkpoints.step, writer=train_writer,
                                      log_every=config.log_every, num_steps=config.num_steps)
-
-    saved_steps = {start_step}
-
-    def save(step: int) -> None:
-        try:
-            path = manager.save(checkpoint_number=step)
-        except tf.errors.OpError as error:
-            # The index still names the previous checkpoint, which stays usable.
-            raise OSError(f"Could not write the checkpoint of step {step} to {save_dir} "
-                          f"(disk full?): {error.message}. The previous checkpoint is kept; "
-                          "free some space and rerun to resume.") from error
-        saved_steps.add(step)
-        if chief:
-            logging.info("Saved checkpoint %s.", path)
-        else:
-            shutil.rmtree(save_dir, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the last worker out removes the folder
-                os.rmdir(os.path.dirname(save_dir))
-
-    def write_samples(step: int) -> None:
-        if sample_batch is None or not chief:
-            return
-        outputs = {k: v.numpy() for k, v in task.predict(sample_batch).items()}
-        png = os.path.join(config.workdir, "samples", f"step_{step:08d}.png")
-        visualize.save_sample_grid(outputs, png, title=" | ".join(
-            filter(None, [f"step {step}", task.caveat])))
-        with train_writer.as_default(step=step):
-            tf.summary.image("samples", visualize.sample_grid(outputs)[None])
-
-    def run_eval(step: int) -> None:
-        if eval_dataset is None or not chief:
-            return
-        values = evaluate(task, eval_dataset)
-        with eval_writer.as_default(step=step):
-            for key, value in values.items():
-                tf.summary.scalar(key, value)
-        run_dir.append_metrics(metrics_path, {"step": step, "split": "eval", **values})
-        logging.info("eval at step %d: %s", step,
-                     " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())))
-
     step = start_step
     losses: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
@@ -620,43 +671,36 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
             phase = task.phase_at(step)
             if phase != current_phase:
                 logging.info("Step %d: entering phase %s.", step, task.phase_name(phase))
-                phase_var.assign(phase)
+                checkpoints.phase.assign(phase)
                 current_phase = phase
             count = steps_until_event(step, config, task.phase_at)
             last_losses, all_finite, first_bad = loops_for_phase(phase)(
                 iterator, tf.constant(count, tf.int64))
             losses = {k: float(v) for k, v in last_losses.items()}
             if not bool(all_finite):
-                raise NonFiniteLossError(
-                    f"Non-finite loss at step {int(first_bad)} (losses at step {step + count}: "
-                    + ", ".join(f"{k}={v}" for k, v in losses.items())
-                    + "). Stopped without saving; "
-                    + (f"the last good checkpoint in {manager.directory} (step "
-                       f"{max(saved_steps)}) is kept. Lower the learning rate (it takes effect "
-                       "on resume), or try --mixed_precision=none if it is on, then rerun to "
-                       "resume." if max(saved_steps) > 0 or latest else
-                       "no checkpoint had been saved yet. Lower the learning rate, or try "
-                       "--mixed_precision=none if it is on, and start again."))
+                raise checkpoints.non_finite_error(int(first_bad), step + count, losses)
             step += count
             window_steps += count
 
-            if chief and (step % config.log_every == 0 or step == config.num_steps):
+            if chief and due(step, config.log_every, config.num_steps):
                 elapsed = time.perf_counter() - window_start
                 log_progress(train_writer, metrics_path, step=step, num_steps=config.num_steps,
                              phase_name=task.phase_name(phase), losses=losses,
                              images_per_second=window_steps * config.batch_size / elapsed,
                              seconds_per_step=elapsed / window_steps)
                 window_start, window_steps = time.perf_counter(), 0
-            if step % config.sample_every == 0 or step == config.num_steps:
-                write_samples(step)
-            if step % config.eval_every == 0 or step == config.num_steps:
-                run_eval(step)
-            if step % config.checkpoint_every == 0 or step == config.num_steps:
-                save(step)
+            if chief and sample_batch is not None and due(step, config.sample_every,
+                                                          config.num_steps):
+                write_samples(task, sample_batch, config.workdir, step, train_writer)
+            if chief and eval_dataset is not None and due(step, config.eval_every,
+                                                          config.num_steps):
+                write_evaluation(task, eval_dataset, eval_writer, metrics_path, step)
+            if due(step, config.checkpoint_every, config.num_steps):
+                checkpoints.save(step)
 
         interrupted = bool(stop)
-        if interrupted and step not in saved_steps:
-            save(step)
+        if interrupted and step not in checkpoints.saved_steps:
+            checkpoints.save(step)
         if interrupted:
             logging.warning("Stopped by %s at step %d; rerun the same command to resume.",
                             stop.signal_name, step)

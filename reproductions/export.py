@@ -9,13 +9,14 @@ The SavedModel loads without this suite's code:
 
 and returns the composite (known pixels unchanged), with the paper's size policy
 inside the graph: resize to 128 for the center-region models, padding to a
-multiple of 4 for the fully convolutional ones. GLCIC's Poisson post-processing
-runs in OpenCV, outside the graph, so the exported GLCIC's `serve` returns the
-network's composite without it. The export also writes `inpainting.json`
-(the paper, and whether post-processing is left to the caller):
-`inpaint --method=saved_model:PATH` reads it and applies the post-processing
-as `--method=glcic:WORKDIR` does (`--nopostprocess` to skip it); a caller of
-`serve` applies it with `reproductions.glcic.postprocess.poisson_blend_batch`.
+multiple of 4 for the fully convolutional ones. A paper's post-processing
+(GLCIC's Poisson blending) runs in OpenCV, outside the graph, so the exported
+GLCIC's `serve` returns the network's composite without it. The export also
+writes `inpainting.json` (the paper, and whether post-processing is left to the
+caller): `inpaint --method=saved_model:PATH` reads it and applies the
+post-processing as `--method=glcic:WORKDIR` does (`--nopostprocess` to skip it);
+a caller of `serve` applies it with the paper's function, for GLCIC
+`reproductions.glcic.postprocess.poisson_blend_batch`.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from common import flags as common_flags
 from common import train_loop
 from common.errors import UserError
 from reproductions import inpainters
+from reproductions import papers
 
 
 def serving_function(paper: str, task: train_loop.Task):
     """(image [N,H,W,3] in [0,1], mask [N,H,W,1]) -> composite [N,H,W,3] in [0,1]."""
-    policy, size = inpainters.size_policy(paper)
+    policy, size = papers.get(paper).size_policy
 
     def serve(image, mask):
         mask = tf.cast(mask > 0.5, tf.float32)
@@ -74,7 +76,8 @@ def export(workdir: str, output: str) -> str:
                          tf.TensorSpec([None, None, None, 1], tf.float32, name="mask")])
     archive.write_out(output, verbose=False)
     with open(os.path.join(output, inpainters.EXPORT_INFO), "w") as f:
-        json.dump({"paper": paper, "postprocess_outside_graph": paper == "glcic"}, f)
+        json.dump({"paper": paper,
+                   "postprocess_outside_graph": papers.get(paper).postprocess is not None}, f)
     return paper
 
 
@@ -92,10 +95,11 @@ def main(argv):
         paper = export(flags.FLAGS.workdir, flags.FLAGS.output)
     print(f"Exported {paper} from {flags.FLAGS.workdir} to {flags.FLAGS.output}; load it with "
           f"tf.saved_model.load({flags.FLAGS.output!r}).serve(image, mask).")
-    if paper == "glcic":
-        print("Note: GLCIC's Poisson post-processing is not in the graph; serve() returns the "
+    blend = papers.get(paper).postprocess
+    if blend is not None:
+        print(f"Note: {paper}'s post-processing is not in the graph; serve() returns the "
               "network's composite. inpaint --method=saved_model:PATH applies it; other callers "
-              "use reproductions.glcic.postprocess.poisson_blend_batch.")
+              f"use {blend.__module__}.{blend.__name__}.")
     return 0
 
 

@@ -9,18 +9,19 @@ anything), `mask` is bool HxW (True = hole); the result is float32 HxWx3 in
     training run, e.g. "glcic:runs/glcic_places");
   * an exported SavedModel: "saved_model:PATH" (see reproductions/export.py).
 
-Each paper keeps its own size policy: the center-region models of Context
-Encoders and Structural Inpainting (and the random-region Context Encoders)
-work on 128x128 images, so the image is resized to 128, completed, and the
-completion resized back into the hole; the fully convolutional GLCIC and DMFN
-complete the image at its own size, reflect-padded to a multiple of 4
-(`fit="pad"`), or, as GLCIC's official inpaint.lua does, resized to the
-nearest multiple of 4 with the resized mask thresholded at 0.2 (`fit="resize"`;
-the completion is resized back). GLCIC applies the paper's post-processing
-(fast marching, then Poisson blending) unless told not to; the official
-inpaint.lua never runs it (it defines `--nopostproc` but tests `opt.postproc`,
-which is never set). The center-region models only ever fill their central
-hole: masks elsewhere are not what they were trained for.
+Each paper keeps its own size policy, from its record (reproductions/papers.py):
+networks of one input size (the center-region models of Context Encoders and
+Structural Inpainting, and the random-region Context Encoders: 128x128) get the
+image resized to that size, completed, and the completion resized back into the
+hole; fully convolutional ones (GLCIC, DMFN) complete the image at its own size,
+reflect-padded to a multiple of 4 (`fit="pad"`), or, as GLCIC's official
+inpaint.lua does, resized to the nearest multiple of 4 with the resized mask
+thresholded at 0.2 (`fit="resize"`; the completion is resized back). A paper
+with post-processing (GLCIC's fast marching, then Poisson blending) applies it
+unless told not to; the official inpaint.lua never runs it (it defines
+`--nopostproc` but tests `opt.postproc`, which is never set). The center-region
+models only ever fill their central hole: masks elsewhere are not what they
+were trained for.
 
 Large photos: a fully convolutional network's memory grows with the pixels
 it sees (DMFN's paper generator: about 8.5 GB per megapixel, measured on CPU;
@@ -34,7 +35,6 @@ above the limit is refused with the numbers and the flag.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 from typing import Callable
@@ -49,10 +49,8 @@ from common.errors import UserError
 from common import run_dir
 from common import train_loop
 from common import vgg
-from reproductions.glcic import postprocess
-from reproductions.papers import PAPERS
+from reproductions import papers
 
-MULTIPLE = 4  # two stride-2 downsamplings in the fully convolutional networks
 FITS = ("pad", "resize")
 MAX_MEGAPIXELS = 1.0
 # Written next to an exported SavedModel: {"paper", "postprocess_outside_graph"}.
@@ -74,13 +72,6 @@ def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return image, mask.astype(bool)
 
 
-def size_policy(paper: str) -> tuple[str, int]:
-    """("resize", side) for fixed-size networks, ("pad", 4) for fully convolutional ones."""
-    if paper in ("context_encoder", "structural_inpainting"):
-        return "resize", 128
-    return "pad", MULTIPLE
-
-
 def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
     """Restores the networks (and stored statistics) of the latest checkpoint; not optimizers."""
     latest = run_dir.newest_readable(run_dir.checkpoint_dir(workdir), repair=False)
@@ -96,11 +87,11 @@ def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
 def load_task(workdir: str) -> tuple[str, train_loop.Task]:
     """(paper, task with the trained weights) of a training run's work directory."""
     paper, fields = experiment.read_paper_config(workdir)
-    if paper not in PAPERS:
+    if paper not in papers.PAPERS:
         raise UserError(f"{workdir}/config.json names an unknown paper {paper!r}.")
-    train_lib = importlib.import_module(f"reproductions.{paper}.train_lib")
-    config = train_lib.Config(**experiment.with_legacy_fields(train_lib.Config, fields))
-    task = train_lib.build_task(vgg.without_weights(config))
+    record = papers.get(paper)
+    config = record.config(**experiment.with_legacy_fields(record.config, fields))
+    task = record.build_task(vgg.without_weights(config))
     restore_for_inference(task, workdir)
     return paper, task
 
@@ -111,13 +102,14 @@ class PaperInpainter:
 
     paper: str
     task: train_loop.Task
-    postprocess: bool = True  # GLCIC only: fast marching + Poisson blending
+    postprocess: bool = True  # the paper's post-processing, if it has one (GLCIC)
     fit: str = "pad"  # fully convolutional models: "pad" or "resize" to a multiple of 4
 
     max_megapixels: float = MAX_MEGAPIXELS  # fully convolutional models: larger -> a window
     context: int = CONTEXT  # pixels kept around the hole's bounding box in a window
 
     def __post_init__(self):
+        self.record = papers.get(self.paper)
         if self.fit not in FITS:
             raise UserError(f"--fit must be one of {FITS}, got {self.fit!r}.")
         if not self.max_megapixels > 0:
@@ -125,7 +117,7 @@ class PaperInpainter:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
-        policy, _ = size_policy(self.paper)
+        policy, _ = self.record.size_policy
         limit = self.max_megapixels * 1e6
         if policy == "resize" or mask.size <= limit:
             return self._inpaint(image, mask)
@@ -155,7 +147,7 @@ class PaperInpainter:
         box = getattr(self.task, "center_box", None)
         if box is None or getattr(self.task.config, "variant", "center") != "center":
             return np.zeros_like(mask)
-        _, size = size_policy(self.paper)
+        _, size = self.record.size_policy
         top, left, side = box
         region = np.zeros((1, size, size, 1), np.float32)
         region[:, top:top + side, left:left + side] = 1.0
@@ -164,7 +156,7 @@ class PaperInpainter:
 
     def _inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The paper's size policy and post-processing on the whole of `image`."""
-        policy, size = size_policy(self.paper)
+        policy, size = self.record.size_policy
         if policy == "resize":
             height, width = mask.shape
             small = tf.image.resize(image[None], [size, size], antialias=True).numpy()
@@ -177,9 +169,8 @@ class PaperInpainter:
         else:
             completed = self._complete_padded(image, mask)
         composite = np.where(mask[..., None], np.clip(completed, 0.0, 1.0), image)
-        if self.paper == "glcic" and self.postprocess:
-            composite = postprocess.poisson_blend_batch(image[None], composite[None],
-                                                        mask[None])[0]
+        if self.postprocess and self.record.postprocess is not None:
+            composite = self.record.postprocess(image[None], composite[None], mask[None])[0]
         return composite.astype(np.float32)
 
     def _complete(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -189,7 +180,8 @@ class PaperInpainter:
 
     def _complete_padded(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         height, width = mask.shape
-        pad_h, pad_w = (-height) % MULTIPLE, (-width) % MULTIPLE
+        _, multiple = self.record.size_policy
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
         padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         padded_mask = np.pad(mask, ((0, pad_h), (0, pad_w))).astype(np.float32)
         return self._complete(padded[None], padded_mask[None, ..., None])[:height, :width]
@@ -198,7 +190,8 @@ class PaperInpainter:
     def _complete_resized(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """inpaint.lua's way: bilinear resize to the nearest multiple of 4 (mask >= 0.2)."""
         height, width = mask.shape
-        size = [max(MULTIPLE, int(np.floor(s / MULTIPLE + 0.5)) * MULTIPLE)
+        _, multiple = self.record.size_policy
+        size = [max(multiple, int(np.floor(s / multiple + 0.5)) * multiple)
                 for s in (height, width)]
         small = tf.image.resize(image[None], size).numpy()
         small_mask = (tf.image.resize(mask[None, ..., None].astype(np.float32), size).numpy()
@@ -233,8 +226,9 @@ def hole_window(mask: np.ndarray, context: int) -> tuple[int, int, int, int]:
 class SavedModelInpainter:
     """An exported model (reproductions/export.py), loaded without the suite's code.
 
-    GLCIC's post-processing is not in the graph: it is applied here, as for
-    "glcic:WORKDIR", when the export's EXPORT_INFO says so and `postprocess`.
+    A paper's post-processing (GLCIC's) is not in the graph: it is applied
+    here, as for "PAPER:WORKDIR", when the export's EXPORT_INFO says so and
+    `postprocess`.
     """
 
     def __init__(self, path: str, postprocess: bool = True):
@@ -246,16 +240,17 @@ class SavedModelInpainter:
         if os.path.exists(info_path):
             with open(info_path) as f:
                 info = json.load(f)
-        self.postprocess = postprocess and bool(info.get("postprocess_outside_graph"))
+        self.blend = None
+        if postprocess and info.get("postprocess_outside_graph"):
+            self.blend = papers.get(info["paper"], f"{info_path}: paper").postprocess
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         image, mask = _check(image, mask)
         composite = self.model.serve(tf.constant(image[None]),
                                      tf.constant(mask[None, ..., None].astype(np.float32)))
         composite = np.where(mask[..., None], composite.numpy()[0], image)
-        if self.postprocess:
-            composite = postprocess.poisson_blend_batch(image[None], composite[None],
-                                                        mask[None])[0]
+        if self.blend is not None:
+            composite = self.blend(image[None], composite[None], mask[None])[0]
         return composite.astype(np.float32)
 
 
@@ -267,11 +262,11 @@ def load(method: str, postprocess: bool = True, fit: str = "pad",
     kind, _, path = method.partition(":")
     if kind == "saved_model" and path:
         return SavedModelInpainter(path, postprocess=postprocess)
-    if kind in PAPERS and path:
+    if kind in papers.PAPERS and path:
         paper, task = load_task(path)
         if paper != kind:
             raise UserError(f"--method says {kind} but {path} holds a {paper} run.")
         return PaperInpainter(paper, task, postprocess=postprocess, fit=fit,
                               max_megapixels=max_megapixels)
     raise UserError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
-                     f"PAPER:WORKDIR with PAPER in {PAPERS}, or saved_model:PATH.")
+                     f"PAPER:WORKDIR with PAPER in {papers.PAPERS}, or saved_model:PATH.")

@@ -1,17 +1,81 @@
-"""The four reproductions by folder name, for tools that take --paper and --config."""
+"""The registry of reproductions: each paper's contract, and the tools' --paper and --config.
+
+Every paper folder declares one `Paper` record in its `paper.py`, and PAPERS below
+lists the folders: training, `inpaint`, `inpaint-eval`, export, the benchmarks and
+the tests read a paper only through its record, so adding a paper is a new folder
+plus one name here (the recipe is in reproductions/README.md).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import os
 import platform
 import sys
-import types
+from typing import Callable
 
+from common import experiment
 from common.errors import UserError
 
+# The registry: folder names under reproductions/, each with a paper.py.
 PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
 REPRODUCTIONS = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    """What the suite's tools need of a reproduction.
+
+    Attributes:
+      name: the folder name under reproductions/ (also the --method prefix).
+      title: the paper, for logs and tables.
+      config: the paper's Config dataclass; its `option` fields are the flags of
+        train.py (common.config_flags), RUN_DEFAULTS its batch size and length.
+      build_task: Config -> train_loop.Task (the networks, optimizers, steps).
+      parameter_counts: Task -> {"generator_params": N, "discriminator_params": M}.
+      paper_input: Config -> experiment.PaperInput (crop policy and masking step).
+      describe: Config -> a few words on the variant being trained, for the log
+        line that opens a run.
+      size_policy: how inference fits a photo: ("resize", side) for networks of
+        one input size, ("pad", multiple) for fully convolutional ones.
+      postprocess: (images, composites, masks) batches in [0, 1] -> blended
+        composites, run outside the graph after the network (GLCIC's fast
+        marching + Poisson blending); None for none.
+      prepare: optional (task, config, data config, resuming) hook run before
+        training, e.g. to compute statistics of the data that a new run stores
+        in its checkpoint (GLCIC's mean pixel).
+    """
+
+    name: str
+    title: str
+    config: type
+    build_task: Callable
+    parameter_counts: Callable
+    paper_input: Callable
+    describe: Callable
+    size_policy: tuple[str, int]
+    postprocess: Callable | None = None
+    prepare: Callable | None = None
+
+    def train(self, config, run_config):
+        """Trains (or resumes) a run of this paper: common.experiment.run."""
+        return experiment.run(self, config, run_config)
+
+    @property
+    def fully_convolutional(self) -> bool:
+        """Whether the network completes images of any size (holes anywhere)."""
+        return self.size_policy[0] == "pad"
+
+    @property
+    def uses_vgg(self) -> bool:
+        """Whether the paper's losses need VGG weights (its --vgg_weights flag)."""
+        return any(f.name == "vgg_weights" for f in dataclasses.fields(self.config))
+
+    def configs_dir(self) -> str:
+        """The folder of the paper's named configs (paper, demo, smoke, ...)."""
+        return os.path.join(REPRODUCTIONS, self.name, "configs")
 
 
 def check_paper(paper: str, flag: str = "--paper") -> str:
@@ -21,11 +85,26 @@ def check_paper(paper: str, flag: str = "--paper") -> str:
     return paper
 
 
-def import_paper(paper: str, flag: str = "--paper") -> tuple[types.ModuleType, types.ModuleType]:
-    """(train module, train_lib module) of a paper; importing train defines its flags."""
+@functools.lru_cache(maxsize=None)
+def get(paper: str, flag: str = "--paper") -> Paper:
+    """The record of a registered paper (its paper.py is imported on first use)."""
     check_paper(paper, flag)
-    return (importlib.import_module(f"reproductions.{paper}.train"),
-            importlib.import_module(f"reproductions.{paper}.train_lib"))
+    record = importlib.import_module(f"reproductions.{paper}.paper").PAPER
+    if record.name != paper:
+        raise RuntimeError(f"reproductions/{paper}/paper.py declares the paper {record.name!r}.")
+    return record
+
+
+def all_papers() -> list[Paper]:
+    """Every registered paper's record, in registry order."""
+    return [get(name) for name in PAPERS]
+
+
+def import_paper(paper: str, flag: str = "--paper") -> Paper:
+    """A paper's record, after importing its train.py, which defines its flags."""
+    record = get(paper, flag)
+    importlib.import_module(f"reproductions.{paper}.train")
+    return record
 
 
 def config_path(paper: str, config: str) -> str:
@@ -42,17 +121,15 @@ def _argv_value(argv: list[str], name: str, default: str) -> str:
     return next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")), default)
 
 
-def paper_from_argv(argv: list[str] = sys.argv,
-                    default: str = "context_encoder") -> tuple[str, types.ModuleType,
-                                                               types.ModuleType]:
-    """(paper, train module, train_lib module) for the --paper of a raw command line.
+def paper_from_argv(argv: list[str] = sys.argv, default: str = PAPERS[0]) -> Paper:
+    """The record of the --paper of a raw command line, its flags defined.
 
     Benchmarks read it before absl parses the command line, because the paper
     decides which flags exist. Exits with a one-line error for an unknown paper.
     """
     paper = _argv_value(argv, "paper", default)
     try:
-        return (paper, *import_paper(paper))
+        return import_paper(paper)
     except ValueError as error:
         sys.exit(f"error: {error}")
 

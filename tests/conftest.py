@@ -12,6 +12,21 @@ SHARED_DATA = os.environ.get("INPAINTING_SHARED_DATA",
                              os.path.join(REPO_ROOT, "..", "shared", "data"))
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """paper -> work directory of a one-step run of its smoke config, for every
+    registered paper (both size policies): trained once per test process."""
+    import helpers
+    from reproductions import papers
+
+    workdirs = {}
+    for record in papers.all_papers():
+        workdir = tmp_path_factory.mktemp(record.name)
+        record.train(helpers.smoke_config(record.name), helpers.run_config(workdir, 1))
+        workdirs[record.name] = str(workdir)
+    return workdirs
+
+
 @pytest.fixture
 def shared_data():
     """Path of the shared real-data folder; skips the test when it is absent."""

@@ -1,13 +1,18 @@
 """Helpers shared by the paper tests: run settings, the CLI, and the metrics log."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+from absl import flags
+
+from common import config_flags
 from common import experiment
 from common import flags as common_flags
 from common import train_loop
+from reproductions import papers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,10 +33,21 @@ def run_config(workdir, num_steps, batch_size=2, seed=0, strategy="default", **l
         mixed_precision="none", strategy=strategy)
 
 
-def first_batch(train_lib, config, batch_size=4):
-    """The first training batch of a paper's pipeline on the sample photos."""
+def smoke_config(paper, **changes):
+    """PAPER's config as its configs/smoke.cfg sets it (the one small config of every
+    test: tiny networks, random VGG weights), with `changes` applied."""
+    record = papers.get(paper)
+    values = flags.FlagValues()
+    common_flags.define_paper_flags(record.config, values)
+    values(["prog", f"--flagfile={os.path.join(record.configs_dir(), 'smoke.cfg')}"])
+    return dataclasses.replace(config_flags.from_flags(record.config, values), **changes)
+
+
+def first_batch(paper, config, batch_size=4):
+    """The first training batch of a paper's pipeline (its record or train_lib) on the
+    sample photos."""
     data = run_config("unused", 1, batch_size=batch_size).data
-    return next(iter(experiment.make_dataset(train_lib.paper_input(config), data, spec="sample",
+    return next(iter(experiment.make_dataset(paper.paper_input(config), data, spec="sample",
                                              training=True, batch_size=batch_size)))
 
 

@@ -16,14 +16,13 @@ from common import masks
 from common import train_loop
 from reproductions.context_encoder import model as model_lib
 from reproductions.context_encoder import train_lib
+from reproductions.context_encoder.paper import PAPER
 
 REPO = helpers.REPO
 CONFIGS = helpers.configs_dir("context_encoder")
-TINY = dict(ngf=8, nef=8, ndf=8, bottleneck=16)
-
-
 def tiny_config(**kwargs):
-    return train_lib.Config(**{**TINY, **kwargs})
+    """The smoke config (configs/smoke.cfg), with `kwargs` changed."""
+    return helpers.smoke_config("context_encoder", **kwargs)
 
 
 def sample_dataset(config, data, batch_size=4):
@@ -62,8 +61,7 @@ def test_l2_only_model_has_no_discriminator():
 @pytest.mark.parametrize("variant, out_size, d_size", [("center", 64, 64),
                                                        ("random_region", 128, 128)])
 def test_network_shapes(variant, out_size, d_size):
-    generator = model_lib.build_generator(variant, **{k: TINY[k] for k in
-                                                       ("ngf", "nef", "bottleneck")})
+    generator = model_lib.build_generator(variant, ngf=8, nef=8, bottleneck=16)
     discriminator = model_lib.build_discriminator(variant, ndf=8)
     assert generator.output_shape == (None, out_size, out_size, 3)
     assert discriminator.input_shape == (None, d_size, d_size, 3)
@@ -73,8 +71,7 @@ def test_network_shapes(variant, out_size, d_size):
 
 
 def test_layers_follow_the_official_code():
-    generator = model_lib.build_generator("center", **{k: TINY[k] for k in
-                                                        ("ngf", "nef", "bottleneck")})
+    generator = model_lib.build_generator("center", ngf=8, nef=8, bottleneck=16)
     discriminator = model_lib.build_discriminator("center", ndf=8)
     for model in (generator, discriminator):
         for layer in model.layers:
@@ -196,9 +193,9 @@ def test_l2_only_training_fits_a_fixed_batch(tmp_path):
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     config = tiny_config()
-    train_lib.run(config, run_config(tmp_path / "straight", num_steps=4))
-    train_lib.run(config, run_config(tmp_path / "resumed", num_steps=2))
-    result = train_lib.run(config, run_config(tmp_path / "resumed", num_steps=4))
+    PAPER.train(config, run_config(tmp_path / "straight", num_steps=4))
+    PAPER.train(config, run_config(tmp_path / "resumed", num_steps=2))
+    result = PAPER.train(config, run_config(tmp_path / "resumed", num_steps=4))
     assert result.step == 4
     straight = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints"))
     resumed = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints"))
@@ -213,7 +210,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 def test_checkpoint_holds_both_networks_and_optimizers(tmp_path):
     config = tiny_config()
-    train_lib.run(config, run_config(tmp_path, num_steps=2))
+    PAPER.train(config, run_config(tmp_path, num_steps=2))
     # The paper and its settings are recorded, to load the model without flags.
     paper, fields = experiment.read_paper_config(str(tmp_path))
     assert paper == "context_encoder" and train_lib.Config(**fields) == config
@@ -287,7 +284,7 @@ def test_mixed_precision_step_is_finite(precision):
 
 
 def test_xla_run(tmp_path):
-    result = train_lib.run(tiny_config(), run_config(tmp_path, num_steps=2, jit_compile=True))
+    result = PAPER.train(tiny_config(), run_config(tmp_path, num_steps=2, jit_compile=True))
     assert result.step == 2 and all(np.isfinite(v) for v in result.last_losses.values())
 
 
@@ -299,7 +296,7 @@ sys.path.insert(0, {tests!r})
 import test_context_encoder as t
 from reproductions.context_encoder import train_lib
 rc = t.run_config({workdir!r}, num_steps=2, strategy="mirrored")
-result = train_lib.run(t.tiny_config(), rc)
+result = PAPER.train(t.tiny_config(), rc)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", result.step)
 """
 

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import REPO, configs_dir, train_script
+from reproductions import papers
 
 
 def train_twice_at_once(tmp_path, paper, *flags):
@@ -44,7 +45,7 @@ def test_two_deterministic_runs_give_identical_weights(tmp_path):
     assert_identical_checkpoints(paths)
 
 
-@pytest.mark.parametrize("paper", ["context_encoder", "glcic", "structural_inpainting", "dmfn"])
+@pytest.mark.parametrize("paper", papers.PAPERS)
 def test_same_flags_give_identical_weights_on_cpu(tmp_path, paper):
     """README's promise, without --deterministic: the smoke configs cross GLCIC's phases
     and Structural Inpainting's stages, and the runs share the two cores."""

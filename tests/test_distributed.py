@@ -2,7 +2,8 @@
 
 Each case runs in a subprocess, because logical devices must be configured
 before TensorFlow starts. For every paper, the same networks (same initial
-weights) take two steps on the same batch, once on one device and once under
+weights, its smoke config) take two steps on the same batch, in the paper's last
+phase (where every network trains), once on one device and once under
 `MirroredStrategy` over two CPUs with half of the batch each; the losses of both
 steps and the final weights must agree. This checks the per-replica loss
 scaling, the synchronised BatchNorm statistics and the global batch means of
@@ -17,6 +18,7 @@ import sys
 import pytest
 
 from helpers import REPO
+from reproductions import papers
 
 SCRIPT = r"""
 import json, sys
@@ -28,11 +30,10 @@ import keras
 sys.path.insert(0, {tests!r})
 import helpers
 from common import train_loop
-import importlib
-train_lib = importlib.import_module("reproductions.{paper}.train_lib")
-test_module = importlib.import_module("test_{paper}")
-config = getattr(test_module, {config_factory!r})()
-batch = helpers.first_batch(train_lib, config, batch_size=4)
+from reproductions import papers
+record = papers.get({paper!r})
+config = helpers.smoke_config({paper!r})
+batch = helpers.first_batch(record, config, batch_size=4)
 
 def models(task):
     return {{k: v for k, v in task.checkpoint_items().items() if isinstance(v, keras.Model)}}
@@ -42,7 +43,7 @@ for name in ("default", "mirrored"):
     strategy = train_loop.make_strategy(name)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        task = train_lib.build_task(config)
+        task = record.build_task(config)
         task.build_optimizers()
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     if initial is None:
@@ -52,8 +53,9 @@ for name in ("default", "mirrored"):
             m.set_weights(initial[k])
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    phase = task.phase_at(10 ** 9)  # the last phase
     run = train_loop.compiled_loops(task, strategy, jit_compile=False,
-                                    step_var=step_var)({phase})
+                                    step_var=step_var)(phase)
     losses = [{{k: float(v) for k, v in run(iterator, tf.constant(1, tf.int64))[0].items()}}
               for _ in range(2)]
     weights = np.concatenate([np.ravel(w) for m in models(task).values()
@@ -70,18 +72,10 @@ print(json.dumps({{
 }}))
 """
 
-CASES = [
-    ("context_encoder", "tiny_config", 0),
-    ("glcic", "small_config", 2),  # joint phase: both networks, both BatchNorms
-    ("structural_inpainting", "tiny_config", 1),  # joint phase
-    ("dmfn", "small_config", 0),
-]
-
-
-@pytest.mark.parametrize("paper, config_factory, phase", CASES)
-def test_two_replicas_train_like_one_device(paper, config_factory, phase):
+@pytest.mark.parametrize("paper", papers.PAPERS)
+def test_two_replicas_train_like_one_device(paper):
     tests = os.path.dirname(os.path.abspath(__file__))
-    script = SCRIPT.format(tests=tests, paper=paper, config_factory=config_factory, phase=phase)
+    script = SCRIPT.format(tests=tests, paper=paper)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=600, cwd=REPO,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

@@ -18,12 +18,9 @@ from reproductions.dmfn import model as model_lib
 from reproductions.dmfn import train_lib
 
 CONFIGS = helpers.configs_dir("dmfn")
-SMALL = dict(image_size=64, local_size=32, max_shrink=4, num_blocks=2, channels=8, d_channels=8,
-             vgg_weights=None, random_crop=True)
-
-
 def small_config(**kwargs):
-    return train_lib.Config(**{**SMALL, **kwargs})
+    """The smoke config (configs/smoke.cfg), with `kwargs` changed."""
+    return helpers.smoke_config("dmfn", **kwargs)
 
 
 def run_cli(*args):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from common import losses as common_losses
 from common import vgg
 from reproductions.dmfn import losses
+from reproductions.dmfn import train_lib
 
 
 def _t(values):
@@ -37,8 +38,9 @@ def test_layer_weight_rejects_bad_channels(bad):
 
 
 def test_official_constants():
-    assert (losses.PIXEL_WEIGHT, losses.FEATURE_WEIGHT, losses.ALIGN_WEIGHT) == (1.0, 25.0, 1.0)
-    assert (losses.GAN_WEIGHT, losses.DISCRIMINATOR_FM_WEIGHT) == (0.003, 5.0)
+    config = train_lib.Config()  # the loss weights of the official configs/*.yaml
+    assert (config.pixel_weight, config.feature_weight, config.align_weight) == (1.0, 25.0, 1.0)
+    assert (config.gan_weight, config.dfm_weight) == (0.003, 5.0)
     assert losses.VGG_LAYERS == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert losses.GUIDED_LAYERS == ("relu1_1", "relu2_1")
     assert losses.DISCRIMINATOR_CHANNELS == (64, 128, 256, 512, 512)
@@ -303,7 +305,8 @@ def test_ragan_losses_are_the_common_ones_and_symmetric():
     generator = losses.ragan_generator_loss(real, fake)
     np.testing.assert_allclose(generator, losses.ragan_discriminator_loss(fake, real), rtol=1e-6)
     # DMFN's weighted adversarial term.
-    np.testing.assert_allclose(losses.GAN_WEIGHT * generator, 0.003 * float(generator), rtol=1e-6)
+    np.testing.assert_allclose(train_lib.Config().gan_weight * generator, 0.003 * float(generator),
+                               rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------

@@ -12,14 +12,12 @@ from common import patches
 from reproductions.glcic import inference
 from reproductions.glcic import model as model_lib
 from reproductions.glcic import train_lib
+from reproductions.glcic.paper import PAPER
 
 CONFIGS = helpers.configs_dir("glcic")
-SMALL = dict(image_size=64, local_size=32, hole_min=24, hole_max=32, shorter_side_min=64,
-             shorter_side_max=96, cn_channels=8, d_channels=8, mean_pixel_images=4)
-
-
 def small_config(**kwargs):
-    return train_lib.Config(**{**SMALL, **kwargs})
+    """The smoke config (configs/smoke.cfg), with `kwargs` changed."""
+    return helpers.smoke_config("glcic", **kwargs)
 
 
 def run_cli(*args):
@@ -186,18 +184,18 @@ def test_losses_match_a_hand_computation_on_the_composite():
 
 def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_path):
     config = small_config(completion_steps=2, discriminator_steps=2)
-    first = train_lib.run(config, run_config(tmp_path, num_steps=3))
+    first = PAPER.train(config, run_config(tmp_path, num_steps=3))
     assert first.step == 3
     stored = tf.train.load_checkpoint(str(tmp_path / "checkpoints")).get_tensor(
         "mean_pixel/.ATTRIBUTES/VARIABLE_VALUE")
     assert stored.shape == (3,) and np.all((stored > 0.05) & (stored < 0.95))
     # Another --mean_pixel would change the networks' input: refused, the run untouched.
     with pytest.raises(ValueError, match=r"--mean_pixel: None -> \[0.1, 0.1, 0.1\]"):
-        train_lib.run(small_config(completion_steps=2, discriminator_steps=2,
+        PAPER.train(small_config(completion_steps=2, discriminator_steps=2,
                                    mean_pixel=(0.1, 0.1, 0.1)),
                       run_config(tmp_path, num_steps=6))
     # The same settings resume with the stored mean pixel.
-    resumed = train_lib.run(small_config(completion_steps=2, discriminator_steps=2),
+    resumed = PAPER.train(small_config(completion_steps=2, discriminator_steps=2),
                             run_config(tmp_path, num_steps=6))
     assert resumed.step == 6
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
@@ -209,7 +207,7 @@ def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_p
 
 
 def test_given_mean_pixel_is_used(tmp_path):
-    train_lib.run(small_config(mean_pixel=(0.25, 0.5, 0.75)), run_config(tmp_path, 1))
+    PAPER.train(small_config(mean_pixel=(0.25, 0.5, 0.75)), run_config(tmp_path, 1))
     stored = tf.train.load_checkpoint(str(tmp_path / "checkpoints")).get_tensor(
         "mean_pixel/.ATTRIBUTES/VARIABLE_VALUE")
     np.testing.assert_allclose(stored, [0.25, 0.5, 0.75])

@@ -5,37 +5,15 @@ import os
 import subprocess
 import sys
 
-import helpers
 import numpy as np
 import pytest
 from PIL import Image
 
 from reproductions import export
 from reproductions import inpainters
-from reproductions.context_encoder import train_lib as ce_lib
-from reproductions.dmfn import train_lib as dmfn_lib
-from reproductions.glcic import train_lib as glcic_lib
+from reproductions import papers
 
-TINY_CONFIGS = {
-    "context_encoder": lambda: ce_lib.Config(ngf=8, nef=8, ndf=8, bottleneck=16),
-    "glcic": lambda: glcic_lib.Config(image_size=64, local_size=32, hole_min=24, hole_max=32,
-                                      shorter_side_min=64, shorter_side_max=96, cn_channels=8,
-                                      d_channels=8, mean_pixel_images=4),
-    "dmfn": lambda: dmfn_lib.Config(image_size=64, local_size=32, max_shrink=4, num_blocks=1,
-                                    channels=8, d_channels=8, vgg_weights=None),
-}
-LIBS = {"context_encoder": ce_lib, "glcic": glcic_lib, "dmfn": dmfn_lib}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Work directories of one-step runs of three papers (both size policies)."""
-    workdirs = {}
-    for paper, config in TINY_CONFIGS.items():
-        workdir = tmp_path_factory.mktemp(paper)
-        LIBS[paper].run(config(), helpers.run_config(workdir, 1))
-        workdirs[paper] = str(workdir)
-    return workdirs
+# `trained` (conftest.py): a one-step run of every registered paper's smoke config.
 
 
 def smooth_image(height, width):
@@ -49,7 +27,7 @@ def hole(height, width):
     return mask
 
 
-@pytest.mark.parametrize("paper", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("paper", papers.PAPERS)
 def test_trained_runs_complete_images_of_any_size(trained, paper):
     inpainter = inpainters.load(f"{paper}:{trained[paper]}")
     for height, width in ((70, 90), (128, 128)):
@@ -115,7 +93,7 @@ np.save(sys.argv[4], model.serve(tf.constant(image[None]), tf.constant(mask[None
 """
 
 
-@pytest.mark.parametrize("paper", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("paper", papers.PAPERS)
 def test_export_round_trip_matches_the_in_process_model(trained, tmp_path, paper):
     output = str(tmp_path / "saved")
     assert export.export(trained[paper], output) == paper

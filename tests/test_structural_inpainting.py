@@ -12,13 +12,12 @@ import tensorflow as tf
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
+from reproductions.structural_inpainting.paper import PAPER
 
 CONFIGS = helpers.configs_dir("structural_inpainting")
-TINY = dict(width=8, bottleneck=16, vgg_weights=None)
-
-
 def tiny_config(**kwargs):
-    return train_lib.Config(**{**TINY, **kwargs})
+    """The smoke config (configs/smoke.cfg), with `kwargs` changed."""
+    return helpers.smoke_config("structural_inpainting", **kwargs)
 
 
 def run_cli(*args, **kwargs):
@@ -187,8 +186,8 @@ def test_real_vgg_features_grow_with_the_damage(shared_data):
 
 def test_stage_survives_a_resume(tmp_path):
     config = tiny_config(structural_steps=2)
-    train_lib.run(config, run_config(tmp_path, 1))
-    result = train_lib.run(config, run_config(tmp_path, 4))
+    PAPER.train(config, run_config(tmp_path, 1))
+    result = PAPER.train(config, run_config(tmp_path, 4))
     assert result.step == 4
     assert [r["phase"] for r in helpers.train_records(tmp_path)] == ["structural", "structural",
                                                             "joint", "joint"]

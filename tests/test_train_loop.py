@@ -41,8 +41,7 @@ class TinyTask(train_loop.Task):
         with tf.GradientTape() as tape:
             output = self.model(batch["image"] * (1 - batch["mask"]), training=True)
             loss = losses.masked_l2(output, batch["image"], batch["mask"])
-            scaled = train_loop.scale_loss(self.optimizer, train_loop.replica_loss(loss))
-        train_loop.apply_gradients(self.optimizer, tape, scaled, self.model)
+        train_loop.update(self.optimizer, tape, loss, self.model)
         return {"loss": loss, "phase_seen": tf.constant(float(phase))}
 
     def predict(self, batch):
@@ -90,6 +89,31 @@ def read_metrics(workdir):
 
 def sample_batch():
     return {k: v.numpy() for k, v in next(iter(make_dataset(0))).items()}
+
+
+def _one_update(optimizer, weights, inputs):
+    """The weights of a linear model after one `train_loop.update` on a squared loss."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.set_weights([weights])
+    optimizer.build(model.trainable_variables)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(inputs) - 1.0))
+    train_loop.update(optimizer, tape, loss, model)
+    return model.get_weights()[0]
+
+
+def test_update_is_plain_gradient_descent_and_loss_scaling_leaves_it_unchanged():
+    weights = np.array([[0.5], [-1.0]], np.float32)
+    inputs = tf.constant([[1.0, 2.0], [3.0, -1.0]])
+    # loss = mean((x w - 1)^2): outputs -1.5 and 2.5, gradient = mean(2 (x w - 1) x)
+    gradient = np.mean([2 * -2.5 * np.array([1.0, 2.0]), 2 * 1.5 * np.array([3.0, -1.0])],
+                       axis=0)[:, None]
+    plain = _one_update(keras.optimizers.SGD(0.1), weights, inputs)
+    np.testing.assert_allclose(plain, weights - 0.1 * gradient, rtol=1e-6)
+    scaled = _one_update(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1),
+                                                             initial_scale=1024.0),
+                         weights, inputs)
+    np.testing.assert_array_equal(scaled, plain)  # a power-of-two scale cancels exactly
 
 
 def test_training_writes_checkpoints_logs_samples_and_loss_falls(tmp_path):
@@ -385,6 +409,7 @@ def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
      '"index": 0}}', True),
 ])
 def test_only_the_chief_writes_the_run_files(monkeypatch, tf_config, chief):
+    assert train_loop.chief_task(json.loads(tf_config)) is chief
     monkeypatch.setenv("TF_CONFIG", tf_config)
-    assert train_loop.is_chief("multi_worker") is chief
-    assert train_loop.is_chief("mirrored")  # TF_CONFIG only matters to multi_worker
+    # TF_CONFIG only matters to a multi-worker strategy.
+    assert train_loop.is_chief(tf.distribute.get_strategy())

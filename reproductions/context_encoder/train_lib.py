@@ -19,16 +19,16 @@ from typing import ClassVar, Mapping
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from common import data as data_lib
 from common import errors
 from common import experiment
-from common import flags as common_flags
 from common import losses
 from common import masks
 from common import model_utils
+from common import patches
 from common import train_loop
+from common.config_flags import option
 from reproductions.context_encoder import model as model_lib
 
 FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
@@ -42,23 +42,34 @@ class Config:
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr_g", "lr_d", "beta1")
 
-    variant: str = "center"  # "center" or "random_region"
-    adversarial: bool = True  # False: the L2-only model (no discriminator)
-    wtl2: float = 0.999  # weight of the L2 term; the adversarial term gets 1 - wtl2
-    overlap: int = 4  # width of the visible ring of the 64x64 centre patch
-    overlap_weight: float = 10.0  # L2 weight on that ring
-    lr_g: float = 2e-3  # official: 10x the discriminator's rate when 0 < wtl2 < 1
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    ngf: int = 64
-    nef: int = 64
-    ndf: int = 64
-    bottleneck: int = 4000
-    image_size: int = 128
-    hole_size: int = 64
-    load_size: int = 350  # shorter side before the random crop
-    fill: str = "mean_pixel"
-    mask_per_batch: bool = False  # random_region: one mask for the whole batch (official)
+    # Official schedule: batch 64; 500 epochs of Paris StreetView (14,900 images,
+    # 232 batches an epoch) = 116,000 steps.
+    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 64, "num_steps": 116_000}
+
+    variant: str = option("center", "center: 64x64 centre hole, predicts the centre patch; "
+                          "random_region: noise masks anywhere, predicts the whole image.",
+                          choices=model_lib.VARIANTS)
+    adversarial: bool = option(True, "Train with the discriminator (joint L2 + adversarial "
+                               "loss); --noadversarial gives the L2-only model.")
+    wtl2: float = option(0.999, "Weight of the L2 loss; the adversarial loss gets 1 - wtl2.")
+    overlap: int = option(4, "Width in px of the visible ring around the centre hole.")
+    overlap_weight: float = option(10.0, "L2 weight on that ring (1 inside).")
+    # Official: 10x the discriminator's rate when 0 < wtl2 < 1.
+    lr_g: float = option(2e-3, "Generator Adam learning rate.")
+    lr_d: float = option(2e-4, "Discriminator Adam learning rate.")
+    beta1: float = option(0.5, "Adam beta1 of both optimizers.")
+    ngf: int = option(64, "Decoder filters of the last layer (x8 at the bottleneck).")
+    nef: int = option(64, "Encoder filters of the first layer.")
+    ndf: int = option(64, "Discriminator filters of the first layer.")
+    bottleneck: int = option(4000, "Channels of the bottleneck.")
+    image_size: int = 128  # the networks' fixed input side
+    hole_size: int = 64  # the centre patch side
+    load_size: int = option(350, "Images are resized to this shorter side, then cropped to "
+                            "128.")
+    fill: str = option("mean_pixel", "Value of the hole pixels: the ImageNet mean pixel "
+                       "(official) or 0 (gray).", choices=tuple(sorted(FILLS)))
+    mask_per_batch: bool = option(False, "random_region: one mask for the whole batch, as the "
+                                  "official code does (default: one per image).")
 
     def __post_init__(self):
         if self.variant not in model_lib.VARIANTS:
@@ -73,34 +84,6 @@ class Config:
             raise errors.UserError(f"--load_size ({self.load_size}) must be at least the crop "
                              f"size ({self.image_size}).")
         errors.check_positive(self, ("lr_g", "lr_d", "ngf", "nef", "ndf", "bottleneck"))
-
-
-def center_patch(images: tf.Tensor, box: tuple[int, int, int]) -> tf.Tensor:
-    """The (top, left, size) square of a batch of images."""
-    top, left, size = box
-    return images[:, top:top + size, left:left + size]
-
-
-def paste_center(patch: tf.Tensor, image_size: int, box: tuple[int, int, int]) -> tf.Tensor:
-    """A full-size batch, zero outside the box, holding `patch` inside it."""
-    top, left, size = box
-    return tf.pad(patch, [[0, 0], [top, image_size - top - size],
-                          [left, image_size - left - size], [0, 0]])
-
-
-def center_predictions(inputs: tf.Tensor, image: tf.Tensor, mask: tf.Tensor, patch: tf.Tensor,
-                       box: tuple[int, int, int]) -> dict[str, tf.Tensor]:
-    """`Task.predict` outputs of a centre-patch model, all in [-1, 1].
-
-    The raw output shows the whole predicted patch over the input; the
-    composite, like the official test.lua, keeps only the patch's part inside
-    the hole (its inner (64 - 2*overlap)^2), the ring staying context.
-    """
-    image_size = image.shape[1]
-    pasted = paste_center(patch, image_size, box)
-    region = masks.center_mask(image_size, box[2], overlap=0)[None]
-    return {"input": inputs, "output": region * pasted + (1.0 - region) * inputs,
-            "composite": mask * pasted + (1.0 - mask) * image, "target": image, "mask": mask}
 
 
 class ContextEncoderTask(train_loop.Task):
@@ -150,7 +133,7 @@ class ContextEncoderTask(train_loop.Task):
         """What the generator must output: the centre patch, or the whole image."""
         if self.config.variant != "center":
             return image
-        return center_patch(image, self.center_box)
+        return patches.center_patch(image, self.center_box)
 
     def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
         del phase  # Context Encoders trains in one phase.
@@ -171,12 +154,9 @@ class ContextEncoderTask(train_loop.Task):
             else:
                 g_loss = l2
             result["g_loss"] = g_loss
-            g_scaled = train_loop.scale_loss(self.g_optimizer, train_loop.replica_loss(g_loss))
-            if config.adversarial:
-                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
-        train_loop.apply_gradients(self.g_optimizer, g_tape, g_scaled, self.generator)
+        train_loop.update(self.g_optimizer, g_tape, g_loss, self.generator)
         if config.adversarial:
-            train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
+            train_loop.update(self.d_optimizer, d_tape, d_loss, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -185,7 +165,7 @@ class ContextEncoderTask(train_loop.Task):
         inputs = self.network_input({"image": image, "mask": mask})
         output = tf.cast(self.generator(inputs, training=False), tf.float32)
         if self.config.variant == "center":
-            return center_predictions(inputs, image, mask, output, self.center_box)
+            return patches.center_predictions(inputs, image, mask, output, self.center_box)
         composite = mask * output + (1.0 - mask) * image
         return {"input": inputs, "output": output, "composite": composite, "target": image,
                 "mask": mask}
@@ -227,13 +207,6 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
     return random_region_example
 
 
-def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
-    """Trains Context Encoders as configured; resumes from the work directory."""
-    def build() -> ContextEncoderTask:
-        task = build_task(config)
-        logging.info("Context Encoders (%s%s), trainable parameters: %s", config.variant,
-                     "" if config.adversarial else ", L2 only", parameter_counts(task))
-        return task
-
-    return experiment.run(build, paper_input(config), run_config, paper="context_encoder",
-                          config=config)
+def describe(config: Config) -> str:
+    """The variant, for the log line that opens a run."""
+    return config.variant + ("" if config.adversarial else ", L2 only")

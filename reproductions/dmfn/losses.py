@@ -2,19 +2,20 @@
 
 The generator objective of the official code (Zheng222/DMFN) is
 
-  L_G = PIXEL_WEIGHT * L1
-      + FEATURE_WEIGHT * (L_self_guided + L_feature_matching)     # VGG19 terms
-      + ALIGN_WEIGHT * L_align                                    # on relu4_1
-      + GAN_WEIGHT * L_RaGAN                                      # relativistic average GAN
-      + DISCRIMINATOR_FM_WEIGHT * L_discriminator_feature_matching
+  L_G = pixel_weight * L1
+      + feature_weight * (L_self_guided + L_feature_matching)     # VGG19 terms
+      + align_weight * L_align                                    # on relu4_1
+      + gan_weight * L_RaGAN                                      # relativistic average GAN
+      + dfm_weight * L_discriminator_feature_matching
 
 Every VGG or discriminator layer l is weighted by 1e3 / C_l^2 (`layer_weight`).
 The functions here compute the unweighted terms; the caller multiplies them by
-the weights above (module constants, used as flag defaults).
+the weights above, the fields of `train_lib.Config` (whose defaults are the
+official ones, and are the flags' defaults).
 
 The relativistic losses are the suite's `ragan_discriminator_loss` and
 `ragan_generator_loss` from `common.losses`, re-exported here: DMFN uses the
-generator one with weight GAN_WEIGHT, on the logits of its local + global
+generator one with weight gan_weight, on the logits of its local + global
 discriminator. The pixel and feature L1 terms also reuse `common.losses`.
 
 Tensors are NHWC; inputs are cast to float32. Images are in [-1, 1] (the
@@ -34,7 +35,6 @@ import tensorflow as tf
 from common.losses import ragan_discriminator_loss, ragan_generator_loss, weighted_l1
 
 __all__ = [
-    "PIXEL_WEIGHT", "FEATURE_WEIGHT", "ALIGN_WEIGHT", "GAN_WEIGHT", "DISCRIMINATOR_FM_WEIGHT",
     "VGG_LAYERS", "GUIDED_LAYERS", "FEATURE_MATCHING_LAYERS", "ALIGN_LAYER", "DISCRIMINATOR_CHANNELS",
     "layer_weight", "pixel_loss",
     "normalized_error_map", "self_guided_weight_map", "guidance_for_level", "guidance_maps",
@@ -44,14 +44,6 @@ __all__ = [
     "discriminator_feature_matching_loss",
     "ragan_discriminator_loss", "ragan_generator_loss",
 ]
-
-# Loss weights of the official config (configs/*.yaml: pixel_weight,
-# feature_weight, center_weight, gan_weight, dis_feature_weight).
-PIXEL_WEIGHT = 1.0
-FEATURE_WEIGHT = 25.0  # multiplies self-guided + VGG feature matching
-ALIGN_WEIGHT = 1.0
-GAN_WEIGHT = 0.003
-DISCRIMINATOR_FM_WEIGHT = 5.0
 
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # The self-guided term replaces plain feature matching on the first two taps.
@@ -307,7 +299,7 @@ def vgg_terms(extractor, output, target, guided_layers=GUIDED_LAYERS, fm_layers=
     Returns:
       {"self_guided": L_sg, "feature_matching": L_fm, "align": L_align},
       unweighted float32 scalars. The caller forms
-      FEATURE_WEIGHT * (L_sg + L_fm) + ALIGN_WEIGHT * L_align.
+      feature_weight * (L_sg + L_fm) + align_weight * L_align.
     """
     layers = tuple(guided_layers) + tuple(fm_layers) + (align_layer,)
     # FeatureExtractor.channels raises a clear ValueError for a missing tap.

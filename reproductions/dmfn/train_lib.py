@@ -4,13 +4,15 @@ Each step updates the discriminator and the generator once, both from one
 forward pass of both networks (the generator's gradient goes through the
 discriminator as it was before its update):
 
-  L_G = 1 * L1 + 25 * (L_self_guided + L_vgg_fm) + 1 * L_align
-        + 0.003 * L_RaGAN + 5 * L_discriminator_fm
+  L_G = pixel_weight * L1 + feature_weight * (L_self_guided + L_vgg_fm)
+        + align_weight * L_align + gan_weight * L_RaGAN
+        + dfm_weight * L_discriminator_fm
   L_D = RaGAN discriminator loss
 
 all computed on the composite (the prediction in the hole, the known pixels
-elsewhere), as the authors' code does. Adam 2e-4 (0.5, 0.999) for both
-networks, halved at `lr_decay_step`.
+elsewhere), as the authors' code does. Adam for both networks, its rate halved
+at `lr_decay_step`. The weights and rates are the fields of `Config`, whose
+defaults are the official configs/*.yaml values.
 """
 
 from __future__ import annotations
@@ -22,12 +24,10 @@ from typing import ClassVar, Mapping
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from common import data as data_lib
 from common import errors
 from common import experiment
-from common import flags as common_flags
 from common import image_files
 from common import losses as common_losses
 from common import masks
@@ -35,6 +35,7 @@ from common import model_utils
 from common import patches
 from common import train_loop
 from common import vgg
+from common.config_flags import option
 from reproductions.dmfn import losses
 from reproductions.dmfn import model as model_lib
 
@@ -50,31 +51,50 @@ class Config:
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "lr_decay_step", "vgg_weights")
 
-    image_size: int = 256
-    local_size: int = 128  # the box side, and the local discriminator's input
-    mask_type: str = "box"
-    box_position: str = "random"
-    max_shrink: int = 17  # each side of the training box shrinks by 0..max_shrink px
-    mask_dir: str = ""
-    invert_masks: bool = False
-    random_crop: bool = False  # False: centre square crop (faces); True: random (scenes)
-    dmfb: str = "official"
-    num_blocks: int = 8
-    channels: int = 64
-    d_channels: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay_step: int = 100_000  # the rate halves here (MultiStepLR, gamma 0.5)
-    pixel_weight: float = losses.PIXEL_WEIGHT
-    feature_weight: float = losses.FEATURE_WEIGHT
-    align_weight: float = losses.ALIGN_WEIGHT
-    gan_weight: float = losses.GAN_WEIGHT
-    dfm_weight: float = losses.DISCRIMINATOR_FM_WEIGHT
-    official_align_grid: bool = False
-    vgg_weights: str | None = "imagenet"
-    vgg: str = "vgg19"  # the authors'; "vgg16" where no VGG19 weights can be had
-    conv_padding: str = "symmetric"  # PyTorch's; "tf_same" for runs trained before
+    # The authors' configuration: batch 16, 100,000 iterations.
+    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 16, "num_steps": 100_000}
+
+    image_size: int = option(256, "Side of the training images.")
+    local_size: int = option(128, "Side of the box hole (before shrinking) and of the local "
+                             "discriminator's patch.")
+    mask_type: str = option("box", "box: one rectangle; irregular: masks from --mask_dir.",
+                            choices=MASK_TYPES)
+    box_position: str = option("random", "Where the box goes.", choices=BOX_POSITIONS)
+    max_shrink: int = option(17, "In training each side of the box shrinks by a random "
+                             "0..max_shrink px (the official 0-17).")
+    mask_dir: str = option("", "Folder of mask images (white = hole) for "
+                           "--mask_type=irregular.")
+    invert_masks: bool = option(False, "The mask images are black = hole.")
+    random_crop: bool = option(False, "Square crop at a random place (scenes) instead of the "
+                               "centre (faces).")
+    dmfb: str = option("official", "official: the block as the authors coded it; paper: as "
+                       "the paper's figure draws it.", choices=model_lib.DMFB_VARIANTS)
+    num_blocks: int = option(8, "DMFBs in the generator.")
+    channels: int = option(64, "Base width of the generator (64).")
+    d_channels: int = option(64, "Base width of the discriminator (64).")
+    lr: float = option(2e-4, "Adam learning rate of both networks.")
+    beta1: float = option(0.5, "Adam beta1.")
+    beta2: float = option(0.999, "Adam beta2.")
+    # MultiStepLR, gamma 0.5
+    lr_decay_step: int = option(100_000, "The learning rate halves at this step.")
+    pixel_weight: float = option(1.0, "L1 weight.")
+    feature_weight: float = option(25.0, "Weight of the VGG19 self-guided regression + feature "
+                                   "matching losses.")
+    align_weight: float = option(1.0, "Geometrical alignment loss weight.")
+    gan_weight: float = option(0.003, "Relativistic average GAN loss weight.")
+    dfm_weight: float = option(5.0, "Discriminator feature matching weight.")
+    official_align_grid: bool = option(False, "Use the official code's coordinate grid, whose "
+                                       "two axes are both horizontal (a vertical shift goes "
+                                       "unseen).")
+    vgg_weights: str | None = option("imagenet", "VGG19 weights: 'imagenet' (Keras downloads "
+                                     "them), a local notop .weights.h5 file, or 'none' (random; "
+                                     "tests only).", none="none")
+    vgg: str = option("vgg19", "Network of the feature losses: VGG19 (the authors'), or VGG16 "
+                      "(same tap names relu1_1 ... relu5_1) where only VGG16 ImageNet weights "
+                      "are at hand.", choices=("vgg19", "vgg16"))
+    conv_padding: str = option("symmetric", "symmetric: stride-2 convolutions pad as PyTorch "
+                               "does (the authors' network); tf_same: TensorFlow's 'same', only "
+                               "for runs trained with it.", choices=model_utils.PADDINGS)
 
     def __post_init__(self):
         if self.mask_type not in MASK_TYPES:
@@ -198,11 +218,8 @@ class DMFNTask(train_loop.Task):
                                            real_features, fake_features)
             d_loss = common_losses.ragan_discriminator_loss(real_logits, fake_logits)
             result["d_loss"] = d_loss
-            g_scaled = train_loop.scale_loss(self.g_optimizer,
-                                             train_loop.replica_loss(result["g_loss"]))
-            d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
-        train_loop.apply_gradients(self.g_optimizer, g_tape, g_scaled, self.generator)
-        train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
+        train_loop.update(self.g_optimizer, g_tape, result["g_loss"], self.generator)
+        train_loop.update(self.d_optimizer, d_tape, d_loss, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -252,13 +269,6 @@ def paper_input(config: Config) -> experiment.PaperInput:
     return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
 
 
-def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
-    """Trains DMFN; resumes from the work directory."""
-    def build() -> DMFNTask:
-        task = build_task(config)
-        logging.info("DMFN (%s DMFB, %s masks), trainable parameters: %s", config.dmfb,
-                     config.mask_type, parameter_counts(task))
-        return task
-
-    return experiment.run(build, paper_input(config), run_config, paper="dmfn",
-                          config=config)
+def describe(config: Config) -> str:
+    """The block variant and masks, for the log line that opens a run."""
+    return f"{config.dmfb} DMFB, {config.mask_type} masks"

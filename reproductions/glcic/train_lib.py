@@ -35,6 +35,7 @@ from common import masks
 from common import model_utils
 from common import patches
 from common import train_loop
+from common.config_flags import option
 from reproductions.glcic import model as model_lib
 
 PHASES = ("completion", "discriminator", "joint")
@@ -49,26 +50,43 @@ class Config:
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "rho", "epsilon", "beta1")
 
-    image_size: int = 256
-    local_size: int = 128
-    hole_min: int = 96
-    hole_max: int = 128
-    shorter_side_min: int = 256
-    shorter_side_max: int = 384
-    alpha: float = 4e-4
-    completion_steps: int = 90_000  # T_C
-    discriminator_steps: int = 10_000  # T_D
-    optimizer: str = "adadelta"
-    learning_rate: float = 1.0  # ADADELTA as in the paper (Keras' own default is 1e-3)
-    rho: float = 0.95
-    epsilon: float = 1e-6
-    beta1: float = 0.5  # Adam only
-    cn_channels: int = 64
-    d_channels: int = 64
-    mean_pixel: Sequence[float] | None = None  # RGB in [0, 1]; None: computed from the data
-    mean_pixel_images: int = 1000
-    conv_padding: str = "symmetric"  # Torch's; "tf_same" for runs trained before
-    d_fc_activation: str = "none"  # the paper's text; "relu" (PyTorch port), "bn_relu"
+    # The paper: batch 96; T_C = 90,000, T_D = 10,000, 500,000 iterations in all.
+    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 96, "num_steps": 500_000}
+
+    image_size: int = option(256, "Side of the training crops (the global discriminator's "
+                             "input).")
+    local_size: int = option(128, "Side of the local discriminator's patch.")
+    hole_min: int = option(96, "Smallest hole side (width and height are drawn "
+                           "independently).")
+    hole_max: int = option(128, "Largest hole side.")
+    shorter_side_min: int = option(256, "Images are resized so their shorter side is a random "
+                                   "value in [min, max], then cropped.")
+    shorter_side_max: int = option(384, "See --shorter_side_min.")
+    alpha: float = option(4e-4, "Weight of the adversarial losses (of both networks).")
+    completion_steps: int = option(90_000, "T_C: steps training the completion network alone "
+                                   "with the MSE.")
+    discriminator_steps: int = option(10_000, "T_D: steps training the discriminators alone; "
+                                      "joint training follows until --num_steps.")
+    optimizer: str = option("adadelta", "ADADELTA (paper) or Adam.", choices=OPTIMIZERS)
+    # Keras' own Adadelta default is 1e-3; the paper's ADADELTA means 1.0.
+    learning_rate: float = option(1.0, "Learning rate (1.0 for ADADELTA as in the paper; about "
+                                  "2e-4 for Adam).")
+    rho: float = option(0.95, "ADADELTA decay (Zeiler's 0.95; PyTorch's default is 0.9).")
+    epsilon: float = option(1e-6, "ADADELTA epsilon.")
+    beta1: float = option(0.5, "Adam beta1.")
+    cn_channels: int = option(64, "Base width of the completion network (64 in the paper).")
+    d_channels: int = option(64, "Base width of the discriminators (64 in the paper).")
+    mean_pixel: Sequence[float] | None = option(None, "Training set mean colour R,G,B in [0, "
+                                                "1]; empty: computed from --train_data when a "
+                                                "run starts, and stored in its checkpoints.")
+    mean_pixel_images: int = option(1000, "Images used to compute the mean pixel.")
+    conv_padding: str = option("symmetric", "symmetric: stride-2 convolutions pad as Torch does "
+                               "(the authors' released network); tf_same: TensorFlow's 'same', "
+                               "only for runs trained with it.", choices=model_utils.PADDINGS)
+    d_fc_activation: str = option("none", "What follows each discriminator branch's FC-1024: "
+                                  "nothing (the paper's text), ReLU (the PyTorch port) or "
+                                  "BatchNorm + ReLU (a public reconstruction).",
+                                  choices=model_lib.FC_ACTIVATIONS)
 
     def __post_init__(self):
         for name in ("image_size", "local_size"):
@@ -181,14 +199,10 @@ class GLCICTask(train_loop.Task):
                     adversarial = losses.generator_bce_loss(fake_logits)
                     c_loss = mse + config.alpha * adversarial
                     result.update(adversarial=adversarial, c_loss=c_loss)
-            if train_completion:
-                c_scaled = train_loop.scale_loss(self.c_optimizer, train_loop.replica_loss(c_loss))
-            if train_discriminator:
-                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
         if train_completion:
-            train_loop.apply_gradients(self.c_optimizer, c_tape, c_scaled, self.completion)
+            train_loop.update(self.c_optimizer, c_tape, c_loss, self.completion)
         if train_discriminator:
-            train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
+            train_loop.update(self.d_optimizer, d_tape, d_loss, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -247,16 +261,7 @@ def set_mean_pixel(task: GLCICTask, config: Config, data: common_flags.DataConfi
     logging.info("Mean pixel (RGB, [0, 1]): %s", [round(float(v), 4) for v in value])
 
 
-def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
-    """Trains GLCIC through its three phases; resumes from the work directory."""
-    def build() -> GLCICTask:
-        task = build_task(config)
-        logging.info("GLCIC, trainable parameters: %s; phases: completion to step %d, "
-                     "discriminators to step %d, then joint.", parameter_counts(task),
-                     config.completion_steps,
-                     config.completion_steps + config.discriminator_steps)
-        return task
-
-    return experiment.run(
-        build, paper_input(config), run_config, paper="glcic", config=config,
-        prepare=lambda task, resuming: set_mean_pixel(task, config, run_config.data, resuming))
+def describe(config: Config) -> str:
+    """The phase boundaries, for the log line that opens a run."""
+    return (f"phases: completion to step {config.completion_steps}, discriminators to step "
+            f"{config.completion_steps + config.discriminator_steps}, then joint")

@@ -22,19 +22,18 @@ from typing import ClassVar, Mapping, Sequence
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from common import data as data_lib
 from common import errors
 from common import experiment
-from common import flags as common_flags
 from common import losses as common_losses
 from common import masks
 from common import model_utils
+from common import patches
 from common import train_loop
 from common import vgg
+from common.config_flags import option
 from reproductions.context_encoder import model as ce_model
-from reproductions.context_encoder import train_lib as ce_lib
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import model as model_lib
 
@@ -52,24 +51,37 @@ class Config:
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "lr_joint", "lr_d", "beta1", "vgg_weights")
 
-    architecture: str = "port"  # or "context_encoder": Pathak et al.'s networks
-    lambda_feat: float = 1.0  # 0: no feature loss (no VGG)
-    feature_layers: Sequence[str] = ("conv1_1", "conv2_1", "conv3_1")
-    feature_weights: Sequence[float] = (1.0, 1.0, 1.0)
-    feature_on: str = "composite"  # or "patch": VGG on the 64x64 patches, as the port does
-    lambda_adv: float = 0.1  # 0: no discriminator, no joint stage
-    overlap: int = 4
-    overlap_weight: float = 10.0
-    structural_steps: int = 127_150
-    lr: float = 2e-4
-    lr_joint: float = 2e-5
-    lr_d: float = 2e-5
-    beta1: float = 0.5
-    width: int = 64
-    bottleneck: int = 2000
-    vgg_weights: str | None = "imagenet"
-    shorter_side_min: int = 128
-    shorter_side_max: int = 200
+    # The port: batch 64; 50 epochs of the structural loss, then 10 joint, on
+    # CelebA's 162,770 training images (2,543 steps an epoch).
+    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 64, "num_steps": 152_580}
+
+    architecture: str = option("port", "port: the TF port's networks (no normalisation, linear "
+                               "output); context_encoder: Pathak et al.'s (use "
+                               "--bottleneck=4000 for theirs).", choices=model_lib.ARCHITECTURES)
+    lambda_feat: float = option(1.0, "Weight of the VGG16 feature loss; 0 turns it off.")
+    feature_layers: Sequence[str] = option(("conv1_1", "conv2_1", "conv3_1"), "VGG16 taps.")
+    feature_weights: Sequence[float] = option((1.0, 1.0, 1.0), "One weight per tap.")
+    feature_on: str = option("composite", "composite: VGG sees the prediction pasted into its "
+                             "128x128 context; patch: the 64x64 patches (the port).",
+                             choices=FEATURE_INPUTS)
+    lambda_adv: float = option(0.1, "Weight of the adversarial losses; 0: no discriminator.")
+    overlap: int = option(4, "Width of the visible ring around the 56x56 hole.")
+    overlap_weight: float = option(10.0, "Reconstruction weight on that ring.")
+    structural_steps: int = option(127_150, "Steps of the first stage (structural loss only); "
+                                   "joint adversarial training follows until --num_steps.")
+    lr: float = option(2e-4, "Generator Adam rate in the first stage.")
+    lr_joint: float = option(2e-5, "Generator Adam rate in the joint stage (a fresh Adam).")
+    lr_d: float = option(2e-5, "Discriminator Adam rate.")
+    beta1: float = option(0.5, "Adam beta1.")
+    width: int = option(64, "Channels of the first generator layer (the discriminator uses "
+                        "half).")
+    bottleneck: int = option(2000, "Bottleneck channels.")
+    vgg_weights: str | None = option("imagenet", "VGG16 weights: 'imagenet' (Keras downloads "
+                                     "them), a local notop .weights.h5 file, or 'none' (random; "
+                                     "tests only).", none="none")
+    shorter_side_min: int = option(128, "Images are resized so their shorter side is a random "
+                                   "value in [min, max], then cropped to 128.")
+    shorter_side_max: int = option(200, "See --shorter_side_min.")
 
     def __post_init__(self):
         if self.architecture not in model_lib.ARCHITECTURES:
@@ -174,18 +186,18 @@ class StructuralTask(train_loop.Task):
         """L_feat of the prediction composited into its context, or of the bare patches."""
         if self.config.feature_on == "composite":
             region = masks.center_mask(IMAGE_SIZE, HOLE_SIZE, overlap=0)[None]
-            composite = (region * ce_lib.paste_center(prediction, IMAGE_SIZE, self.center_box)
+            composite = (region * patches.paste_center(prediction, IMAGE_SIZE, self.center_box)
                          + (1.0 - region) * image01)
             return losses.feature_reconstruction_loss(self.feature_extractor, composite, image01,
                                                       self.feature_weights)
         return losses.feature_reconstruction_loss(
-            self.feature_extractor, prediction, ce_lib.center_patch(image01, self.center_box),
+            self.feature_extractor, prediction, patches.center_patch(image01, self.center_box),
             self.feature_weights)
 
     def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
         config = self.config
         image01 = (batch["image"] + 1.0) / 2.0
-        target = ce_lib.center_patch(image01, self.center_box)
+        target = patches.center_patch(image01, self.center_box)
         joint = phase == 1
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             prediction = self.prediction(self.network_input(batch["image"], batch["mask"]),
@@ -206,13 +218,10 @@ class StructuralTask(train_loop.Task):
                 adversarial = common_losses.generator_bce_loss(fake_logits)
                 g_loss = structural + config.lambda_adv * adversarial
                 result.update(adversarial=adversarial, g_loss=g_loss, d_loss=d_loss)
-            g_optimizer = self.g_joint_optimizer if joint else self.g_optimizer
-            g_scaled = train_loop.scale_loss(g_optimizer, train_loop.replica_loss(g_loss))
-            if joint:
-                d_scaled = train_loop.scale_loss(self.d_optimizer, train_loop.replica_loss(d_loss))
-        train_loop.apply_gradients(g_optimizer, g_tape, g_scaled, self.generator)
+        g_optimizer = self.g_joint_optimizer if joint else self.g_optimizer
+        train_loop.update(g_optimizer, g_tape, g_loss, self.generator)
         if joint:
-            train_loop.apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator)
+            train_loop.update(self.d_optimizer, d_tape, d_loss, self.discriminator)
         return result
 
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -220,7 +229,7 @@ class StructuralTask(train_loop.Task):
         mask = tf.convert_to_tensor(batch["mask"], tf.float32)
         inputs = self.network_input(image, mask)
         patch = self.prediction(inputs, training=False) * 2.0 - 1.0
-        return ce_lib.center_predictions(self.input_for_display(inputs), image, mask, patch,
+        return patches.center_predictions(self.input_for_display(inputs), image, mask, patch,
                                          self.center_box)
 
 
@@ -250,14 +259,7 @@ def paper_input(config: Config) -> experiment.PaperInput:
     return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
 
 
-def run(config: Config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
-    """Trains Structural Inpainting through its stages; resumes from the work directory."""
-    def build() -> StructuralTask:
-        task = build_task(config)
-        logging.info("Structural Inpainting (%s networks; lambda_feat %g, lambda_adv %g), "
-                     "trainable parameters: %s", config.architecture, config.lambda_feat,
-                     config.lambda_adv, parameter_counts(task))
-        return task
-
-    return experiment.run(build, paper_input(config), run_config, paper="structural_inpainting",
-                          config=config)
+def describe(config: Config) -> str:
+    """The networks and loss weights, for the log line that opens a run."""
+    return (f"{config.architecture} networks; lambda_feat {config.lambda_feat:g}, "
+            f"lambda_adv {config.lambda_adv:g}")
