@@ -9,7 +9,8 @@ The commands are read from the ```bash blocks of README.md and the paper READMEs
     flagfiles and validates every flag value;
   * any other tool (`inpaint`, `inpaint-eval`, `export.py`, `convert`, the benchmarks)
     must exist and define every flag the command gives, as its `--help` lists them;
-  * the install and test commands themselves are what CI runs (`.ci/run`).
+  * the two set-up commands, `python3 run.py demo` and `python3 run.py test`, are
+    checked by tests/test_run_script.py; CI runs the test one (`.ci/run`).
 """
 
 import functools
@@ -27,8 +28,9 @@ from PIL import Image
 from helpers import REPO
 
 READMES = ["README.md", *sorted(glob.glob("reproductions/*/README.md", root_dir=REPO))]
-# Run by CI itself, or a notebook (tests/test_notebooks.py runs them).
-NOT_HERE = ("python3 -m venv", "pytest", "jupyter")
+# Checked by tests/test_run_script.py and run by CI, or a notebook (tests/test_notebooks.py
+# runs them).
+NOT_HERE = ("python3 run.py", "pytest", "jupyter")
 TOOLS = {"inpaint": ["-m", "reproductions.inpaint"], "inpaint-eval": ["-m", "reproductions.evaluate"]}
 
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""The two set-up-and-run commands, for a fresh machine with only Python 3.10+.
+
+  python3 run.py demo   # trains the Context Encoders demo on the bundled photos
+  python3 run.py test   # runs the test suite (pytest -n 2)
+
+Each first makes sure the virtual environment `.venv` holds the suite: it creates
+`.venv` and installs the suite into it (editable, with the test and notebook
+extras: `pip install -e ".[dev]"`) when `.venv` is missing, or when setup.py has
+changed since the last install; otherwise it goes straight to the job, which runs
+with `.venv`'s Python. Arguments after the job's name are passed on: to train.py
+for `demo` (e.g. `--max_steps=20`), to pytest for `test` (e.g. `tests/test_masks.py`).
+
+Every other command in the READMEs runs in that environment: `. .venv/bin/activate`
+first. Only the standard library is used here, since nothing else is installed yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(REPO, ".venv")
+# What `pip install` was last run for, so an unchanged setup.py installs nothing.
+STAMP = "installed-from-setup.py.sha256"
+
+JOBS = {
+    "demo": ["reproductions/context_encoder/train.py",
+             "--flagfile=reproductions/context_encoder/configs/demo.cfg",
+             "--workdir=runs/ce_demo"],
+    "test": ["-m", "pytest", "-n", "2"],
+}
+USAGE = f"usage: python3 run.py {{{'|'.join(JOBS)}}} [arguments for the job]"
+
+
+def venv_python(env_dir: str = VENV) -> str:
+    """The Python interpreter inside a virtual environment."""
+    if os.name == "nt":
+        return os.path.join(env_dir, "Scripts", "python.exe")
+    return os.path.join(env_dir, "bin", "python")
+
+
+def setup_digest(repo: str = REPO) -> str:
+    """SHA-256 of setup.py, which holds every dependency of the suite."""
+    with open(os.path.join(repo, "setup.py"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def needs_install(env_dir: str = VENV, repo: str = REPO) -> bool:
+    """Whether `env_dir` lacks a Python, or was installed from another setup.py."""
+    stamp = os.path.join(env_dir, STAMP)
+    if not os.path.exists(venv_python(env_dir)) or not os.path.exists(stamp):
+        return True
+    with open(stamp) as f:
+        return f.read().strip() != setup_digest(repo)
+
+
+def install(env_dir: str = VENV, repo: str = REPO) -> None:
+    """Creates `env_dir` if needed and installs the suite into it, then stamps it."""
+    if not os.path.exists(venv_python(env_dir)):
+        print(f"Creating the virtual environment {env_dir} ...", flush=True)
+        try:
+            venv.create(env_dir, with_pip=True)
+        except (subprocess.CalledProcessError, OSError) as error:
+            sys.exit(f"error: could not create {env_dir} ({error}). On Debian or Ubuntu, "
+                     "install the python3-venv package first.")
+    print(f'Installing the suite into {env_dir} (pip install -e ".[dev]"; a few minutes the '
+          "first time) ...", flush=True)
+    python = venv_python(env_dir)
+    command = [python, "-m", "pip", "install", "-e", ".[dev]"]
+    if subprocess.call(command, cwd=repo) != 0:
+        sys.exit(f"error: {' '.join(command)} failed (see its output above); fix that and "
+                 "rerun: the install is retried until it succeeds.")
+    with open(os.path.join(env_dir, STAMP), "w") as f:
+        f.write(setup_digest(repo) + "\n")
+    subprocess.call([python, "-c", "import sys, tensorflow, keras; print('Installed: Python', "
+                     "sys.version.split()[0], '| TensorFlow', tensorflow.__version__, "
+                     "'| Keras', keras.__version__)"], cwd=repo)
+
+
+def job_command(job: str, extra: list[str], python: str) -> list[str]:
+    """The command line of a job, run with `python`, with the user's extra arguments."""
+    return [python, *JOBS[job], *extra]
+
+
+def main(argv: list[str], runner=subprocess.call, env_dir: str = VENV) -> int:
+    if len(argv) < 2 or argv[1] not in JOBS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if needs_install(env_dir):
+        install(env_dir)
+    command = job_command(argv[1], argv[2:], venv_python(env_dir))
+    print("Running:", " ".join(command[1:]), flush=True)
+    return runner(command, cwd=REPO)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
