@@ -11,12 +11,14 @@ GAN losses take discriminator *logits* (no sigmoid applied).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import tensorflow as tf
 
 NORMALIZATIONS = ("all", "hole")
 
 
-def _as_float32(*tensors):
+def _as_float32(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
     return [tf.cast(t, tf.float32) for t in tensors]
 
 
@@ -25,7 +27,7 @@ def _as_float32(*tensors):
 # ---------------------------------------------------------------------------
 
 
-def weighted_l2(pred, target, weights=None):
+def weighted_l2(pred: tf.Tensor, target: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
     """Mean over all elements of `weights * (pred - target)^2`.
 
     Args:
@@ -41,12 +43,13 @@ def weighted_l2(pred, target, weights=None):
     return _weighted_mean_error(pred, target, weights, tf.math.squared_difference)
 
 
-def weighted_l1(pred, target, weights=None):
+def weighted_l1(pred: tf.Tensor, target: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
     """Mean over all elements of `weights * |pred - target|`; see `weighted_l2`."""
     return _weighted_mean_error(pred, target, weights, lambda p, t: tf.abs(p - t))
 
 
-def _weighted_mean_error(pred, target, weights, elementwise_error):
+def _weighted_mean_error(pred: tf.Tensor, target: tf.Tensor, weights: tf.Tensor | None,
+                         elementwise_error: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tf.Tensor:
     pred, target = _as_float32(pred, target)
     error = elementwise_error(pred, target)
     if weights is not None:
@@ -56,7 +59,8 @@ def _weighted_mean_error(pred, target, weights, elementwise_error):
     return tf.reduce_mean(error)
 
 
-def masked_l2(pred, target, mask, normalize="all"):
+def masked_l2(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor,
+              normalize: str = "all") -> tf.Tensor:
     """Squared error counted only inside the hole (mask == 1).
 
     Args:
@@ -75,12 +79,14 @@ def masked_l2(pred, target, mask, normalize="all"):
     return _masked_mean_error(pred, target, mask, normalize, tf.math.squared_difference)
 
 
-def masked_l1(pred, target, mask, normalize="all"):
+def masked_l1(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor,
+              normalize: str = "all") -> tf.Tensor:
     """Absolute error counted only inside the hole; see `masked_l2`."""
     return _masked_mean_error(pred, target, mask, normalize, lambda p, t: tf.abs(p - t))
 
 
-def _masked_mean_error(pred, target, mask, normalize, elementwise_error):
+def _masked_mean_error(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, normalize: str,
+                       elementwise_error: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tf.Tensor:
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
     pred, target, mask = _as_float32(pred, target, mask)
@@ -99,7 +105,7 @@ def _masked_mean_error(pred, target, mask, normalize, elementwise_error):
 # ---------------------------------------------------------------------------
 
 
-def bce_with_logits(logits, is_real):
+def bce_with_logits(logits: tf.Tensor, is_real: bool) -> tf.Tensor:
     """Mean sigmoid cross-entropy of `logits` against all-ones or all-zeros labels.
 
     Args:
@@ -116,7 +122,7 @@ def bce_with_logits(logits, is_real):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def discriminator_bce_loss(real_logits, fake_logits):
+def discriminator_bce_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Standard GAN discriminator loss: BCE(real, 1) + BCE(fake, 0).
 
     A sum, like Torch's `errD_real + errD_fake` in Context Encoders; papers that
@@ -125,12 +131,12 @@ def discriminator_bce_loss(real_logits, fake_logits):
     return bce_with_logits(real_logits, True) + bce_with_logits(fake_logits, False)
 
 
-def generator_bce_loss(fake_logits):
+def generator_bce_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     """Non-saturating generator loss: BCE(fake, 1)."""
     return bce_with_logits(fake_logits, True)
 
 
-def batch_mean(x):
+def batch_mean(x: tf.Tensor) -> tf.Tensor:
     """Mean of `x` over the global batch, also when it is split over replicas.
 
     A plain `reduce_mean` on one replica would see only its share of the batch.
@@ -145,7 +151,7 @@ def batch_mean(x):
     return total / count
 
 
-def ragan_discriminator_loss(real_logits, fake_logits):
+def ragan_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Relativistic average GAN discriminator loss, as in DMFN's official code.
 
     [BCE(real - mean(fake), 1) + BCE(fake - mean(real), 0)] / 2.
@@ -159,7 +165,7 @@ def ragan_discriminator_loss(real_logits, fake_logits):
     return 0.5 * (bce_with_logits(real_vs_fake, True) + bce_with_logits(fake_vs_real, False))
 
 
-def ragan_generator_loss(real_logits, fake_logits):
+def ragan_generator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Relativistic average GAN generator loss, as in DMFN's official code.
 
     [BCE(real - mean(fake), 0) + BCE(fake - mean(real), 1)] / 2, with the real

@@ -25,12 +25,12 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
 
-def to_unit_range(images):
+def to_unit_range(images: tf.Tensor) -> tf.Tensor:
     """Maps float images from [-1, 1] to [0, 1] (float32), clipping outliers."""
     return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 0.5, 0.0, 1.0)
 
 
-def _hole_mean(values, mask):
+def _hole_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Per-image mean of `values` [N,H,W,C] weighted by `mask` [N,H,W,1]; NaN if no hole."""
     mask = tf.broadcast_to(tf.cast(mask, tf.float32), tf.shape(values))
     hole_sum = tf.reduce_sum(mask * values, axis=[1, 2, 3])
@@ -39,13 +39,13 @@ def _hole_mean(values, mask):
     return hole_sum / hole_count
 
 
-def _per_image_mean(values, mask=None):
+def _per_image_mean(values: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     if mask is None:
         return tf.reduce_mean(values, axis=[1, 2, 3])
     return _hole_mean(values, mask)
 
 
-def _check_mask(mask, images):
+def _check_mask(mask: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
     """Raises ValueError early if a static mask shape cannot match the images."""
     if mask is None:
         return
@@ -61,7 +61,8 @@ def _check_mask(mask, images):
             raise ValueError(f"mask must have a single channel, got shape {mask_shape}.")
 
 
-def _prepare(pred, target, mask):
+def _prepare(pred: tf.Tensor, target: tf.Tensor,
+             mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
     pred, target = to_unit_range(pred), to_unit_range(target)
     if mask is not None:
         mask = tf.cast(mask, tf.float32)
@@ -69,7 +70,7 @@ def _prepare(pred, target, mask):
     return pred, target, mask
 
 
-def l1(pred, target, mask=None):
+def l1(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """Per-image mean absolute error in [0, 1] units (inputs in [-1, 1]).
 
     Args:
@@ -84,13 +85,14 @@ def l1(pred, target, mask=None):
     return _per_image_mean(tf.abs(pred - target), mask)
 
 
-def l2(pred, target, mask=None):
+def l2(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """Per-image mean squared error in [0, 1] units; see `l1` for the arguments."""
     pred, target, mask = _prepare(pred, target, mask)
     return _per_image_mean(tf.math.squared_difference(pred, target), mask)
 
 
-def psnr(pred, target, mask=None, max_psnr=100.0):
+def psnr(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None = None,
+         max_psnr: float = 100.0) -> tf.Tensor:
     """Per-image PSNR in dB with data range 1 (inputs in [-1, 1] mapped to [0, 1]).
 
     PSNR = 10 * log10(1 / MSE). With a mask the MSE is taken over hole pixels
@@ -114,7 +116,7 @@ def psnr(pred, target, mask=None, max_psnr=100.0):
     return -10.0 * tf.math.log(tf.maximum(mse, min_mse)) / tf.math.log(10.0)
 
 
-def _gaussian_window(size=SSIM_WINDOW_SIZE, sigma=SSIM_SIGMA):
+def _gaussian_window(size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_SIGMA) -> tf.Tensor:
     """Normalised 2-D Gaussian window [size, size], as tf.image.ssim builds it."""
     coords = tf.range(size, dtype=tf.float32) - (size - 1) / 2.0
     g = tf.exp(-tf.square(coords) / (2.0 * sigma**2))
@@ -122,7 +124,7 @@ def _gaussian_window(size=SSIM_WINDOW_SIZE, sigma=SSIM_SIGMA):
     return tf.tensordot(g, g, axes=0)
 
 
-def ssim_map(pred, target):
+def ssim_map(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """SSIM map [N, H-10, W-10, C] of images already in [0, 1].
 
     Gaussian 11x11 window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range 1.
@@ -150,7 +152,7 @@ def ssim_map(pred, target):
     return luminance * contrast_structure
 
 
-def ssim(pred, target, mask=None):
+def ssim(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """Per-image SSIM (inputs in [-1, 1] mapped to [0, 1]; data range 1).
 
     Standard SSIM computed on each channel and averaged over channels and over
@@ -185,14 +187,15 @@ def ssim(pred, target, mask=None):
     return _hole_mean(tf.reduce_mean(values, axis=-1, keepdims=True), valid_mask)
 
 
-def _nan_mean(values):
+def _nan_mean(values: tf.Tensor) -> tf.Tensor:
     """Mean over entries that are not NaN (NaN if all are)."""
     valid = tf.logical_not(tf.math.is_nan(values))
     total = tf.reduce_sum(tf.where(valid, values, tf.zeros_like(values)))
     return total / tf.reduce_sum(tf.cast(valid, tf.float32))
 
 
-def inpainting_metrics(composite, target, mask):
+def inpainting_metrics(composite: tf.Tensor, target: tf.Tensor,
+                       mask: tf.Tensor) -> dict[str, tf.Tensor]:
     """Batch means of the standard inpainting metrics.
 
     Args:

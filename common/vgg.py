@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from typing import Sequence
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from common.errors import UserError
@@ -40,7 +42,7 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 _TAP_NAME = re.compile(r"^(conv|relu)(\d)_(\d)$")
 
 
-def valid_layer_names(arch):
+def valid_layer_names(arch: str) -> tuple[str, ...]:
     """All tap names accepted for `arch`, shallowest first (conv and relu spellings)."""
     _check_arch(arch)
     names = []
@@ -50,7 +52,7 @@ def valid_layer_names(arch):
     return tuple(names)
 
 
-def keras_layer_name(name, arch="vgg16"):
+def keras_layer_name(name: str, arch: str = "vgg16") -> str:
     """Maps a paper's tap name (`conv3_1` or `relu3_1`) to the Keras layer (`block3_conv1`)."""
     if name not in valid_layer_names(arch):
         raise UserError(
@@ -60,7 +62,7 @@ def keras_layer_name(name, arch="vgg16"):
     return f"block{block}_conv{conv}"
 
 
-def caffe_preprocess(images):
+def caffe_preprocess(images: tf.Tensor) -> tf.Tensor:
     """Maps RGB images in [-1, 1] to the Caffe input of the Keras VGG weights (float32).
 
     (x + 1) * 127.5 gives RGB in [0, 255]; then RGB -> BGR and subtraction of
@@ -71,12 +73,12 @@ def caffe_preprocess(images):
     return bgr - ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype="float32")
 
 
-def _check_arch(arch):
+def _check_arch(arch: str) -> None:
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}.")
 
 
-def _check_layers(layers, arch):
+def _check_layers(layers: Sequence[str], arch: str) -> tuple[str, ...]:
     """Validates tap names: known, unique, and ordered from shallow to deep."""
     if isinstance(layers, str) or not layers:
         raise UserError(f"layers must be a non-empty sequence of names such as ('conv1_1',), got {layers!r}.")
@@ -93,7 +95,7 @@ def _check_layers(layers, arch):
     return layers, keras_names
 
 
-def without_weights(config):
+def without_weights(config: object) -> object:
     """`config` (a paper's frozen dataclass) with `vgg_weights=None` if it has that field.
 
     The VGG serves only the training losses: counting parameters or inpainting
@@ -112,7 +114,7 @@ def random_weights_caveat(arch: str, weights) -> str:
             "the paper's")
 
 
-def _build_vgg(arch, weights):
+def _build_vgg(arch: str, weights: str | None) -> keras.Model:
     """The notop Keras VGG with `weights` loaded; see FeatureExtractor for `weights`."""
     if weights not in ("imagenet", None):
         if not isinstance(weights, (str, os.PathLike)):

@@ -106,7 +106,7 @@ def test_train_step_losses_match_a_hand_computation():
     batch = batch_of(images, config)
     # The step sees the weights from before its update; BatchNorm in training
     # mode is a pure function of the weights and the batch.
-    inputs = task.network_input(batch)
+    inputs = task.network_input(batch["image"], batch["mask"])
     fake = task.generator(inputs, training=True).numpy()
     real = images[:, 32:96, 32:96]
     ring = np.full((64, 64), 10.0)
@@ -129,7 +129,8 @@ def test_hole_is_filled_with_the_mean_pixel_and_the_ring_stays_visible():
     config = tiny_config()
     task = train_lib.build_task(config)
     images = np.full((1, 128, 128, 3), 0.5, np.float32)
-    inputs = task.network_input(batch_of(images, config)).numpy()[0]
+    batch = batch_of(images, config)
+    inputs = task.network_input(batch["image"], batch["mask"]).numpy()[0]
     np.testing.assert_allclose(inputs[64, 64], masks.IMAGENET_MEAN_FILL, atol=1e-6)
     np.testing.assert_allclose(inputs[36:92, 36:92], np.broadcast_to(
         masks.IMAGENET_MEAN_FILL, (56, 56, 3)), atol=1e-6)

@@ -125,9 +125,9 @@ class ContextEncoderTask(train_loop.Task):
         if self.discriminator is not None:
             self.d_optimizer.build(self.discriminator.trainable_variables)
 
-    def network_input(self, batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    def network_input(self, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """The image with its hole filled (no mask channel, as in the paper)."""
-        return masks.apply_fill(batch["image"], batch["mask"], self.fill)
+        return masks.apply_fill(image, mask, self.fill)
 
     def target(self, image: tf.Tensor) -> tf.Tensor:
         """What the generator must output: the centre patch, or the whole image."""
@@ -138,7 +138,7 @@ class ContextEncoderTask(train_loop.Task):
     def train_step(self, batch: Mapping[str, tf.Tensor], phase: int) -> dict[str, tf.Tensor]:
         del phase  # Context Encoders trains in one phase.
         config = self.config
-        inputs = self.network_input(batch)
+        inputs = self.network_input(batch["image"], batch["mask"])
         real = self.target(batch["image"])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(inputs, training=True)
@@ -162,7 +162,7 @@ class ContextEncoderTask(train_loop.Task):
     def predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         image = tf.convert_to_tensor(batch["image"], tf.float32)
         mask = tf.convert_to_tensor(batch["mask"], tf.float32)
-        inputs = self.network_input({"image": image, "mask": mask})
+        inputs = self.network_input(image, mask)
         output = tf.cast(self.generator(inputs, training=False), tf.float32)
         if self.config.variant == "center":
             return patches.center_predictions(inputs, image, mask, output, self.center_box)

@@ -60,11 +60,11 @@ _CENTROID_EPSILON = 1e-7
 _TAP_NAME = re.compile(r"^(?:conv|relu)(\d)_\d$")
 
 
-def _as_float32(*tensors):
+def _as_float32(*tensors: tf.Tensor) -> tuple[tf.Tensor, ...]:
     return [tf.cast(t, tf.float32) for t in tensors]
 
 
-def _check_positive_int(value, name):
+def _check_positive_int(value: int, name: str) -> int:
     # bool is an int subclass; True is never a meaningful size.
     if isinstance(value, bool) or not hasattr(value, "__index__") or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -76,7 +76,7 @@ def _check_positive_int(value, name):
 # ---------------------------------------------------------------------------
 
 
-def layer_weight(channels):
+def layer_weight(channels: int) -> float:
     """DMFN's per-layer weight 1e3 / C^2, e.g. 0.244140625 for 64 channels.
 
     It evens out the magnitudes of shallow (few, large) and deep (many, small)
@@ -86,7 +86,7 @@ def layer_weight(channels):
     return 1e3 / channels**2
 
 
-def pixel_loss(output, target):
+def pixel_loss(output: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """L1 mean over all elements; on the composite, only the hole contributes."""
     return weighted_l1(output, target)
 
@@ -96,7 +96,7 @@ def pixel_loss(output, target):
 # ---------------------------------------------------------------------------
 
 
-def normalized_error_map(output, target):
+def normalized_error_map(output: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Ē = E / max_{h,w} E per image, with E = mean over channels of (output - target)^2.
 
     Args:
@@ -117,7 +117,7 @@ def normalized_error_map(output, target):
     return tf.math.divide_no_nan(error, peak)
 
 
-def guidance_for_level(error_map_normalized, level):
+def guidance_for_level(error_map_normalized: tf.Tensor, level: int) -> tf.Tensor:
     """The guidance 1 + Ē at 1 / 2^level of the image resolution.
 
     Level 0 (relu1_1, full resolution) is 1 + Ē; level 1 (relu2_1, half
@@ -136,12 +136,12 @@ def guidance_for_level(error_map_normalized, level):
     return 1.0 + error_map
 
 
-def self_guided_weight_map(output, target):
+def self_guided_weight_map(output: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """The full-resolution guidance 1 + Ē ([N, H, W, 1], float32, no gradient)."""
     return guidance_for_level(normalized_error_map(output, target), 0)
 
 
-def _vgg_level(layer):
+def _vgg_level(layer: str) -> int:
     """Pooling level of a VGG tap: relu{B}_K is at 1 / 2^(B - 1) resolution."""
     match = _TAP_NAME.match(layer) if isinstance(layer, str) else None
     if match is None:
@@ -149,7 +149,8 @@ def _vgg_level(layer):
     return int(match.group(1)) - 1
 
 
-def guidance_maps(output, target, layers=GUIDED_LAYERS):
+def guidance_maps(output: tf.Tensor, target: tf.Tensor,
+                  layers: Sequence[str] = GUIDED_LAYERS) -> dict[str, tf.Tensor]:
     """{layer: guidance} for VGG taps `layers`, each at the resolution of that tap."""
     if isinstance(layers, str) or not layers:
         raise ValueError(f"layers must be a non-empty sequence of VGG tap names, got {layers!r}.")
@@ -157,7 +158,9 @@ def guidance_maps(output, target, layers=GUIDED_LAYERS):
     return {layer: guidance_for_level(error_map, _vgg_level(layer)) for layer in layers}
 
 
-def _weighted_feature_l1(out_features, target_features, layers, channels, guidance=None):
+def _weighted_feature_l1(out_features: Mapping[str, tf.Tensor], target_features: Mapping[str, tf.Tensor], layers: Sequence[str],
+                         channels: Mapping[str, int],
+                         guidance: Mapping[str, tf.Tensor] | None = None) -> tf.Tensor:
     """Σ_l 1e3/C_l² · mean(G_l · |φ_l(out) − φ_l(gt)|); shared by both VGG terms."""
     if isinstance(layers, str) or not layers:
         raise ValueError(f"layers must be a non-empty sequence of layer names, got {layers!r}.")
@@ -211,7 +214,8 @@ def feature_matching_loss(out_features: Mapping[str, tf.Tensor], target_features
 # ---------------------------------------------------------------------------
 
 
-def coordinate_grids(height, width, official=False):
+def coordinate_grids(height: int | tf.Tensor, width: int | tf.Tensor,
+                     official: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """(x_map, y_map), each float32 [height, width], coordinates k / n * 2 - 1 in [-1, 1).
 
     x varies along columns (x_map[i, j] = j / width * 2 - 1) and y along rows
@@ -239,7 +243,7 @@ def coordinate_grids(height, width, official=False):
     return x_map, y_map
 
 
-def feature_centroids(features, official_grid=False):
+def feature_centroids(features: tf.Tensor, official_grid: bool = False) -> tf.Tensor:
     """Per-channel centre of mass of [N, H, W, C] features -> [N, C, 2] as (x, y).
 
     Each channel is made a distribution P = (F + 1e-7) / Σ_{h,w}(F + 1e-7)
@@ -258,7 +262,8 @@ def feature_centroids(features, official_grid=False):
     return tf.stack([x_center, y_center], axis=-1)
 
 
-def align_loss(pred_features, target_features, official_grid=False):
+def align_loss(pred_features: tf.Tensor, target_features: tf.Tensor,
+               official_grid: bool = False) -> tf.Tensor:
     """Geometrical alignment loss: MSE between per-channel centroids (mean over N·C·2).
 
     DMFN applies it to relu4_1 features of the output and the ground truth
@@ -276,7 +281,8 @@ def align_loss(pred_features, target_features, official_grid=False):
 # ---------------------------------------------------------------------------
 
 
-def vgg_features(extractor, output, target):
+def vgg_features(extractor, output: tf.Tensor,
+                 target: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """(features of output, features of target): one VGG pass each.
 
     The target goes in under stop_gradient: the ground truth is data.
@@ -284,8 +290,10 @@ def vgg_features(extractor, output, target):
     return extractor(output), extractor(tf.stop_gradient(target))
 
 
-def vgg_terms(extractor, output, target, guided_layers=GUIDED_LAYERS, fm_layers=FEATURE_MATCHING_LAYERS,
-              align_layer=ALIGN_LAYER, official_grid=False):
+def vgg_terms(extractor, output: tf.Tensor, target: tf.Tensor,
+              guided_layers: Sequence[str] = GUIDED_LAYERS,
+              fm_layers: Sequence[str] = FEATURE_MATCHING_LAYERS, align_layer: str = ALIGN_LAYER,
+              official_grid: bool = False) -> dict[str, tf.Tensor]:
     """DMFN's three VGG19 terms from a single pair of VGG passes.
 
     Args:

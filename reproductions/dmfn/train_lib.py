@@ -135,15 +135,16 @@ class Config:
                                      "lr_decay_step"))
 
 
-def _adam(config: Config) -> keras.optimizers.Optimizer:
+def _adam(learning_rate: float, beta1: float, beta2: float,
+          halve_at: int) -> keras.optimizers.Optimizer:
     # MultiStepLR in the official code steps every iteration, so update number
-    # lr_decay_step (0-based) is the first at half the rate. The optimizer's
+    # halve_at (0-based) is the first at half the rate. The optimizer's
     # iteration count plays that role; PiecewiseConstantDecay keeps the first
     # value up to and including its boundary, hence the - 1.
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-        [config.lr_decay_step - 1], [config.lr, config.lr / 2])
+        [halve_at - 1], [learning_rate, learning_rate / 2])
     return train_loop.make_optimizer(keras.optimizers.Adam(
-        schedule, beta_1=config.beta1, beta_2=config.beta2, epsilon=1e-8))
+        schedule, beta_1=beta1, beta_2=beta2, epsilon=1e-8))
 
 
 class DMFNTask(train_loop.Task):
@@ -156,8 +157,8 @@ class DMFNTask(train_loop.Task):
         self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
                                                            config.d_channels,
                                                            padding=config.conv_padding)
-        self.g_optimizer = _adam(config)
-        self.d_optimizer = _adam(config)
+        self.g_optimizer = _adam(config.lr, config.beta1, config.beta2, config.lr_decay_step)
+        self.d_optimizer = _adam(config.lr, config.beta1, config.beta2, config.lr_decay_step)
         self.feature_extractor = vgg.FeatureExtractor(config.vgg, losses.VGG_LAYERS,
                                                       weights=config.vgg_weights)
         self.caveat = vgg.random_weights_caveat(config.vgg, config.vgg_weights)

@@ -37,7 +37,7 @@ from reproductions.context_encoder import model as ce_model
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import model as model_lib
 
-STAGES = ("structural", "joint")
+PHASES = ("structural", "joint")  # the paper's two stages
 IMAGE_SIZE, HOLE_SIZE = 128, 64
 PORT_GRAY_FILL = 0.437  # the port's hole value, in [0, 1]
 FEATURE_INPUTS = ("composite", "patch")
@@ -160,7 +160,7 @@ class StructuralTask(train_loop.Task):
         return int(self.config.adversarial and step >= self.config.structural_steps)
 
     def phase_name(self, phase: int) -> str:
-        return STAGES[phase]
+        return PHASES[phase]
 
     # The port works in [0, 1] with a gray fill and a linear output; Pathak et
     # al.'s networks in [-1, 1] with the mean-pixel fill and tanh. These four
