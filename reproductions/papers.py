@@ -59,6 +59,15 @@ class Paper:
     postprocess: Callable | None = None
     prepare: Callable | None = None
 
+    @classmethod
+    def from_train_lib(cls, train_lib, **fields) -> "Paper":
+        """A record whose config and functions are the paper's train_lib's own names
+        (Config, build_task, parameter_counts, paper_input, describe); `fields`
+        gives the rest (name, title, size_policy, ...)."""
+        return cls(config=train_lib.Config, build_task=train_lib.build_task,
+                   parameter_counts=train_lib.parameter_counts,
+                   paper_input=train_lib.paper_input, describe=train_lib.describe, **fields)
+
     def train(self, config, run_config):
         """Trains (or resumes) a run of this paper: common.experiment.run."""
         return experiment.run(self, config, run_config)

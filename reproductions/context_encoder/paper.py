@@ -3,13 +3,9 @@
 from reproductions.context_encoder import train_lib
 from reproductions.papers import Paper
 
-PAPER = Paper(
+PAPER = Paper.from_train_lib(
+    train_lib,
     name="context_encoder",
     title="Context Encoders",
-    config=train_lib.Config,
-    build_task=train_lib.build_task,
-    parameter_counts=train_lib.parameter_counts,
-    paper_input=train_lib.paper_input,
-    describe=train_lib.describe,
     size_policy=("resize", 128),  # 128x128 networks: the photo is resized to them
 )
