@@ -295,7 +295,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {tests!r})
 import test_context_encoder as t
-from reproductions.context_encoder import train_lib
+from reproductions.context_encoder.paper import PAPER
 rc = t.run_config({workdir!r}, num_steps=2, strategy="mirrored")
 result = PAPER.train(t.tiny_config(), rc)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", result.step)
