@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
+from common import flags as common_flags
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
@@ -143,28 +145,27 @@ def test_stages_switch_optimizers_and_networks():
     assert float(result["d_loss"]) == pytest.approx(0.1 * 2 * np.log(2), rel=0.5)
 
 
-def read_flagfile(path):
-    values = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("--"):
-                key, _, value = line.strip()[2:].partition("=")
-                values[key] = value
+def resolved_flags(path):
+    """The flags a config sets, its --flagfile includes followed (written from the
+    repository root)."""
+    values = flags.FlagValues()
+    common_flags.define_paper_flags(train_lib.Config, values)
+    values(["prog", f"--flagfile={path}"])
     return values
 
 
 @pytest.mark.parametrize("name, has_vgg, has_discriminator", [
     ("ablation_l2", False, False), ("ablation_l2_feat", True, False),
     ("ablation_l2_adv", False, True), ("ablation_l2_feat_adv", True, True), ("paper", True, True)])
-def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator):
-    values = read_flagfile(os.path.join(CONFIGS, f"{name}.cfg"))
-    config = tiny_config(lambda_feat=float(values["lambda_feat"]),
-                         lambda_adv=float(values["lambda_adv"]))
+def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator, monkeypatch):
+    monkeypatch.chdir(helpers.REPO)
+    values = resolved_flags(os.path.join(CONFIGS, f"{name}.cfg"))
+    config = tiny_config(lambda_feat=values.lambda_feat, lambda_adv=values.lambda_adv)
     task = train_lib.build_task(config)
     assert (task.feature_extractor is not None) == has_vgg
     assert (task.discriminator is not None) == has_discriminator
     assert task.phase_at(10**6) == int(has_discriminator)
-    assert values["num_steps"] == "152580" and values["batch_size"] == "64"
+    assert values.num_steps == 152580 and values.batch_size == 64  # the paper's length
 
 
 def test_real_vgg_features_grow_with_the_damage(shared_data):
