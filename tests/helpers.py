@@ -33,13 +33,21 @@ def run_config(workdir, num_steps, batch_size=2, seed=0, strategy="default", **l
         mixed_precision="none", strategy=strategy)
 
 
+def paper_flags(paper, *argv):
+    """The flags of PAPER's train.py, in their own FlagValues; parsed from `argv` (e.g.
+    a --flagfile, whose includes are written from the repository root) if given."""
+    values = flags.FlagValues()
+    common_flags.define_paper_flags(papers.get(paper).config, values)
+    if argv:
+        values(["prog", *argv])
+    return values
+
+
 def smoke_config(paper, **changes):
     """PAPER's config as its configs/smoke.cfg sets it (the one small config of every
     test: tiny networks, random VGG weights), with `changes` applied."""
     record = papers.get(paper)
-    values = flags.FlagValues()
-    common_flags.define_paper_flags(record.config, values)
-    values(["prog", f"--flagfile={os.path.join(record.configs_dir(), 'smoke.cfg')}"])
+    values = paper_flags(paper, f"--flagfile={os.path.join(record.configs_dir(), 'smoke.cfg')}")
     return dataclasses.replace(config_flags.from_flags(record.config, values), **changes)
 
 

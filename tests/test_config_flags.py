@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import importlib
 import os
 from typing import Sequence
 
@@ -12,10 +11,11 @@ import pytest
 from absl import flags
 
 from common import config_flags
-from common import flags as common_flags
 from common.config_flags import option
 from common.errors import UserError
+import helpers
 from helpers import REPO
+from reproductions import papers
 
 PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
 
@@ -72,11 +72,8 @@ def test_an_enum_option_refuses_other_values():
 
 
 def paper_values(paper: str) -> tuple[flags.FlagValues, type]:
-    """The flags of PAPER's train.py, defined into their own FlagValues."""
-    config_cls = importlib.import_module(f"reproductions.{paper}.train_lib").Config
-    values = flags.FlagValues()
-    common_flags.define_paper_flags(config_cls, values)
-    return values, config_cls
+    """The flags of PAPER's train.py, unparsed, and its Config."""
+    return helpers.paper_flags(paper), papers.get(paper).config
 
 
 @pytest.mark.parametrize("paper", PAPERS)

@@ -8,9 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
-from common import flags as common_flags
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
@@ -145,21 +143,13 @@ def test_stages_switch_optimizers_and_networks():
     assert float(result["d_loss"]) == pytest.approx(0.1 * 2 * np.log(2), rel=0.5)
 
 
-def resolved_flags(path):
-    """The flags a config sets, its --flagfile includes followed (written from the
-    repository root)."""
-    values = flags.FlagValues()
-    common_flags.define_paper_flags(train_lib.Config, values)
-    values(["prog", f"--flagfile={path}"])
-    return values
-
-
 @pytest.mark.parametrize("name, has_vgg, has_discriminator", [
     ("ablation_l2", False, False), ("ablation_l2_feat", True, False),
     ("ablation_l2_adv", False, True), ("ablation_l2_feat_adv", True, True), ("paper", True, True)])
 def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator, monkeypatch):
     monkeypatch.chdir(helpers.REPO)
-    values = resolved_flags(os.path.join(CONFIGS, f"{name}.cfg"))
+    values = helpers.paper_flags("structural_inpainting",
+                                 f"--flagfile={os.path.join(CONFIGS, name + '.cfg')}")
     config = tiny_config(lambda_feat=values.lambda_feat, lambda_adv=values.lambda_adv)
     task = train_lib.build_task(config)
     assert (task.feature_extractor is not None) == has_vgg
