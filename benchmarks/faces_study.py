@@ -94,19 +94,11 @@ FLAGS = flags.FLAGS
 
 def config_steps(path: str) -> int:
     """--num_steps of a flagfile, following its --flagfile includes (the last one wins)."""
-    steps = None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("--flagfile="):
-                included = line.split("=", 1)[1]
-                steps = config_steps(included if os.path.isabs(included)
-                                     else os.path.join(REPO, included))
-            elif line.startswith("--num_steps="):
-                steps = int(line.split("=", 1)[1])
-    if steps is None:
+    steps = [line.split("=", 1)[1] for line in common_flags.flagfile_lines(path)
+             if line.startswith("--num_steps=")]
+    if not steps:
         raise ValueError(f"{path} sets no --num_steps.")
-    return steps
+    return int(steps[-1])
 
 
 def train_command(paper: str, config: str, workdir: str, train_dir: str, held_out_dir: str,

@@ -276,4 +276,66 @@ def run_app(main: Callable, doc: str, *flag_modules: str) -> None:
     if any(argument in HELP_ARGUMENTS for argument in sys.argv[1:]):
         print(help_text(doc, flag_modules))
         sys.exit(0)
-    app.run(main)
+    try:
+        argv = expand_flagfiles(sys.argv)
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    app.run(main, argv=argv)
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILE_PREFIXES = ("--flagfile=", "-flagfile=")
+
+
+def find_flagfile(path: str, root: str = REPOSITORY) -> str:
+    """`path` as given (from the working directory), else from the repository root.
+
+    Config files include their base as `--flagfile=reproductions/...`, written
+    from the repository root, so a command run from elsewhere still finds it.
+    """
+    path = os.path.expanduser(path)
+    for candidate in (path, os.path.join(root, path)):
+        if os.path.isfile(candidate):
+            return candidate
+    where = "" if os.path.isabs(path) else f" (looked in {os.getcwd()} and {root})"
+    raise UserError(f"--flagfile={path}: no such file{where}.")
+
+
+def flagfile_lines(path: str, root: str = REPOSITORY, stack: tuple = ()) -> list[str]:
+    """The flags of a flagfile as absl reads them (blank lines and lines starting
+    with # or // skipped), nested --flagfile lines expanded in place."""
+    path = find_flagfile(path, root)
+    if os.path.realpath(path) in stack:
+        raise UserError(f"--flagfile={path} includes itself (through {' -> '.join(stack)}).")
+    lines = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith(("#", "//")):
+                continue
+            if line.startswith(FLAGFILE_PREFIXES):
+                lines += flagfile_lines(line.split("=", 1)[1], root,
+                                        (*stack, os.path.realpath(path)))
+            else:
+                lines.append(line)
+    return lines
+
+
+def expand_flagfiles(argv: list[str], root: str = REPOSITORY) -> list[str]:
+    """argv with every --flagfile=PATH replaced by the flags it holds, in place, so
+    that later arguments still override them (absl's order).
+
+    absl opens flagfiles, nested ones included, from the working directory only;
+    here each path is also looked up from the repository root (`find_flagfile`).
+    """
+    expanded, arguments = [argv[0]], iter(argv[1:])
+    for argument in arguments:
+        if argument in ("--flagfile", "-flagfile"):
+            argument = f"--flagfile={next(arguments, '')}"
+        if argument.startswith(FLAGFILE_PREFIXES):
+            expanded += flagfile_lines(argument.split("=", 1)[1], root)
+        elif argument == "--":
+            expanded += [argument, *arguments]
+        else:
+            expanded.append(argument)
+    return expanded

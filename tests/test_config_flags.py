@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
+import subprocess
+import sys
 from typing import Sequence
 
 import pytest
 from absl import flags
 
 from common import config_flags
+from common import flags as common_flags
 from common.config_flags import option
 from common.errors import UserError
 import helpers
@@ -135,3 +139,49 @@ def test_ablation_configs_are_their_base_plus_a_few_lines():
         lines = flag_lines(os.path.join(configs, f"{name}.cfg"))
         assert lines[0] == "--flagfile=reproductions/structural_inpainting/configs/paper.cfg"
         assert len(lines) <= 3, (name, lines)
+
+
+def write(path, *lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_flagfiles_expand_in_place_with_their_includes_so_later_flags_win(tmp_path):
+    base = write(tmp_path / "base.cfg", "# a comment", "", "--a=1", "// another", "--b=1")
+    variant = write(tmp_path / "variant.cfg", f"--flagfile={base}", "--b=2")
+    assert common_flags.expand_flagfiles(["prog", "--x=0", f"--flagfile={variant}", "--a=3"]) \
+        == ["prog", "--x=0", "--a=1", "--b=1", "--b=2", "--a=3"]
+    assert common_flags.expand_flagfiles(["prog", "--flagfile", base]) == ["prog", "--a=1", "--b=1"]
+    # After "--" nothing is a flag.
+    assert common_flags.expand_flagfiles(["prog", "--", f"--flagfile={base}"]) \
+        == ["prog", "--", f"--flagfile={base}"]
+
+
+def test_an_include_written_from_the_repository_root_is_found_from_any_directory(
+        tmp_path, monkeypatch):
+    config = "reproductions/structural_inpainting/configs/cpu_faces_no_feat.cfg"
+    from_root = common_flags.expand_flagfiles(["prog", f"--flagfile={config}"])
+    monkeypatch.chdir(tmp_path)
+    assert common_flags.expand_flagfiles(["prog", f"--flagfile={config}"]) == from_root
+    assert any(line.startswith("--structural_steps=") for line in from_root)  # from the base
+
+
+def test_a_missing_or_circular_flagfile_is_a_user_error_naming_it(tmp_path):
+    with pytest.raises(UserError, match="nowhere.cfg: no such file"):
+        common_flags.expand_flagfiles(["prog", "--flagfile=nowhere.cfg"])
+    loop = tmp_path / "loop.cfg"
+    write(loop, f"--flagfile={loop}")
+    with pytest.raises(UserError, match="includes itself"):
+        common_flags.expand_flagfiles(["prog", f"--flagfile={loop}"])
+
+
+def test_train_py_runs_from_another_directory_with_an_included_config(tmp_path):
+    script = os.path.join(REPO, "reproductions", "structural_inpainting", "train.py")
+    result = subprocess.run(
+        [sys.executable, script, "--flagfile=reproductions/structural_inpainting/configs/"
+         "ablation_l2.cfg", "--dry_run"], capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                           "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["generator_params"] > 0 and counts["discriminator_params"] == 0  # L2 only
