@@ -67,7 +67,7 @@ def test_generator_and_discriminator_shapes():
     generator = model_lib.build_generator(num_blocks=1, channels=8)
     assert generator(tf.zeros([2, 48, 40, 4])).shape == (2, 48, 40, 3)
     discriminator = model_lib.build_discriminator(image_size=256, local_size=128, channels=4)
-    logit, *features = discriminator([tf.zeros([2, 128, 128, 3]), tf.zeros([2, 256, 256, 3])])
+    logit, *features = discriminator([tf.zeros([2, 256, 256, 3]), tf.zeros([2, 128, 128, 3])])
     assert logit.shape == (2, 1)
     assert [f.shape[1:] for f in features] == [(64, 64, 4), (32, 32, 8), (16, 16, 16),
                                                 (8, 8, 32), (4, 4, 32)]

@@ -131,9 +131,11 @@ def _branch(inputs, channels: int, prefix: str, padding: str):
 
 def build_discriminator(image_size: int = 256, local_size: int = 128, channels: int = 64,
                         padding: str = "symmetric") -> keras.Model:
-    """Inputs [local patch, whole image] in [-1, 1]; outputs [logit, *local feature maps]."""
-    local_input = keras.Input((local_size, local_size, 3), name="local_patch")
+    """Inputs [whole image, local patch] in [-1, 1] (GLCIC's order); outputs [logit,
+    *local feature maps]. The local branch is built first and its features come
+    first in the head, as in the reference (the layer order is the checkpoint's)."""
     global_input = keras.Input((image_size, image_size, 3), name="global_image")
+    local_input = keras.Input((local_size, local_size, 3), name="local_patch")
     local_features, local_maps = _branch(local_input, channels, "local", padding)
     global_features, _ = _branch(global_input, channels, "global", padding)
     x = layers.Concatenate(name="concat")([local_features, global_features])
@@ -141,5 +143,5 @@ def build_discriminator(image_size: int = 256, local_size: int = 128, channels: 
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
     local_maps = [layers.Activation("linear", dtype="float32", name=f"local_features{i + 1}")(m)
                   for i, m in enumerate(local_maps)]
-    return keras.Model([local_input, global_input], [logit, *local_maps],
+    return keras.Model([global_input, local_input], [logit, *local_maps],
                        name="dmfn_discriminator")

@@ -186,7 +186,7 @@ class DMFNTask(train_loop.Task):
     def discriminate(self, images: tf.Tensor, corners: tf.Tensor) -> tuple[tf.Tensor, list]:
         """(logits, local feature maps) of whole images and their local boxes."""
         local = patches.crop_patches(images, corners, self.config.local_size)
-        logit, *features = self.discriminator([local, images], training=True)
+        logit, *features = self.discriminator([images, local], training=True)
         return logit, features
 
     def generator_losses(self, image: tf.Tensor, composite: tf.Tensor, real_logits: tf.Tensor,
