@@ -12,15 +12,17 @@ class UserError(ValueError):
 
 
 def check_positive(config, names) -> None:
-    """Each named field of `config` must be a positive finite number (its flag is --NAME).
+    """Each named field of `config` (a config object or parsed flags) that is set
+    must be a positive finite number (its flag is --NAME); None means unset.
 
     Written `not 0 < value < inf` so that NaN fails too (every comparison with
     NaN is false, so `value <= 0` would let it through).
     """
     for name in names:
         value = getattr(config, name)
-        if not 0 < value < float("inf"):
-            raise UserError(f"--{name} must be a positive finite number, got {value}.")
+        if value is not None and not 0 < value < float("inf"):
+            kind = "integer" if isinstance(value, int) else "finite number"
+            raise UserError(f"--{name} must be a positive {kind}, got {value}.")
 
 
 def check_non_negative(config, names) -> None:

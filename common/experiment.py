@@ -98,15 +98,13 @@ def with_legacy_fields(config_class, fields: dict) -> dict:
     return {**fields, **missing}
 
 
-def check_legacy_resume(workdir: str, config) -> None:
+def check_legacy_resume(workdir: str, config, recorded: dict) -> None:
     """Refuses to resume an older run with a value it was not trained with.
 
-    Without this, resuming a run trained with TensorFlow's padding would
-    silently continue it with the other padding (the weights fit both shapes).
+    `recorded` holds the config fields of the run's config.json. Without this,
+    resuming a run trained with TensorFlow's padding would silently continue it
+    with the other padding (the weights fit both shapes).
     """
-    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-        return
-    _, recorded = read_paper_config(workdir)
     for name, legacy in LEGACY_FIELD_VALUES.items():
         if hasattr(config, name) and name not in recorded and getattr(config, name) != legacy:
             raise UserError(
@@ -150,7 +148,7 @@ def resume_changes(workdir: str, paper: str, config,
         if recorded_paper != paper:
             raise UserError(f"--workdir {workdir} holds a {recorded_paper} run, not {paper}: "
                             f"use that paper's train.py, or another --workdir.")
-        check_legacy_resume(workdir, config)
+        check_legacy_resume(workdir, config, fields)
         recorded = with_legacy_fields(type(config), fields)
         current = json.loads(json.dumps(dataclasses.asdict(config)))
         resumable = getattr(type(config), "RESUMABLE", ())

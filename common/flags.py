@@ -21,6 +21,7 @@ from absl import flags
 
 from common import config_flags
 from common import data as data_lib
+from common import errors
 from common import train_loop
 from common import vgg
 from common.errors import UserError
@@ -101,20 +102,13 @@ class RunConfig:
     flag_lines: tuple[str, ...] = ()
 
 
-def _require_positive(values: flags.FlagValues, *names: str) -> None:
-    for name in names:
-        value = values[name].value
-        if value is not None and value < 1:
-            raise UserError(f"--{name} must be a positive integer, got {value}.")
-
-
 def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     """Builds the run configuration from parsed flags, validating them."""
     if not values.workdir:
         raise UserError("--workdir is required (where checkpoints and logs go).")
-    _require_positive(values, "batch_size", "num_steps", "max_steps", "eval_examples",
-                      "log_every", "checkpoint_every", "sample_every", "eval_every",
-                      "keep_checkpoints", "shuffle_buffer", "steps_per_loop")
+    errors.check_positive(values, ("batch_size", "num_steps", "max_steps", "eval_examples",
+                                   "log_every", "checkpoint_every", "sample_every", "eval_every",
+                                   "keep_checkpoints", "shuffle_buffer", "steps_per_loop"))
     for name in ("train_data", "eval_data"):
         if name == "train_data" or values[name].value:
             try:

@@ -231,6 +231,6 @@ def test_runs_written_before_the_padding_fix_keep_tensorflows_padding(tmp_path):
     assert experiment.with_legacy_fields(train_lib.Config, fields)["conv_padding"] == "tf_same"
     assert "conv_padding" not in experiment.with_legacy_fields(ce_train_lib.Config, {})
     with pytest.raises(ValueError, match="--conv_padding=tf_same"):
-        experiment.check_legacy_resume(str(tmp_path), config)
+        experiment.check_legacy_resume(str(tmp_path), config, fields)
     experiment.check_legacy_resume(str(tmp_path),
-                                   dataclasses.replace(config, conv_padding="tf_same"))
+                                   dataclasses.replace(config, conv_padding="tf_same"), fields)
