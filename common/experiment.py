@@ -174,12 +174,49 @@ def resume_changes(workdir: str, paper: str, config,
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seeds Python, NumPy, TensorFlow and Keras; with `deterministic`, also makes
-    every op deterministic (TensorFlow then raises for an op that has no
-    deterministic kernel instead of running it nondeterministically)."""
+    """Seeds Python, NumPy, TensorFlow and Keras and sums gradients in a fixed order
+    (`sum_gradients_in_fixed_order`); with `deterministic`, also makes every op
+    deterministic (TensorFlow then raises for an op that has no deterministic
+    kernel instead of running it nondeterministically)."""
     keras.utils.set_random_seed(seed)
+    sum_gradients_in_fixed_order()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def sum_gradients_in_fixed_order() -> bool:
+    """Turns off grappler's memory optimizer for the tf.functions traced from now on.
+
+    Where a tensor feeds three or more terms of a loss (Structural Inpainting's
+    prediction: reconstruction, feature and adversarial losses), its gradient
+    is an AddN of three or more inputs. The memory optimizer's scheduling pass
+    rewrites such an AddN into AssignAdds that run as their inputs arrive, so
+    the sum's order, and its last bits, change from run to run, even under
+    `enable_op_determinism`. It does so only when its static estimate of the
+    step's peak memory exceeds 80% of the RAM free when the function is
+    optimized, which is why it depends on what else the machine is doing. The
+    pass saves memory only on a machine about to run out of it.
+
+    No public API sets this option (`tf.config.optimizer` has no toggle for it),
+    so the eager context's base config is changed; returns False, with a
+    warning, where this TensorFlow version has no such config.
+    """
+    try:
+        from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+        from tensorflow.python.eager import context
+        ctx = context.context()
+        config = config_pb2.ConfigProto()
+        if ctx._config is not None:
+            config.CopyFrom(ctx._config)
+        config.graph_options.rewrite_options.memory_optimization = (
+            rewriter_config_pb2.RewriterConfig.NO_MEM_OPT)
+        ctx._config = config
+        ctx._thread_local_data.function_call_options = None  # rebuilt from the config
+    except (ImportError, AttributeError) as error:
+        logging.warning("Could not turn off grappler's memory optimizer (%s): gradients with "
+                        "three or more terms may not repeat bit for bit.", error)
+        return False
+    return True
 
 
 def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
