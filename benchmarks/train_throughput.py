@@ -13,6 +13,13 @@ two ways of running the same step:
     called in a loop and synchronised once at the end.
 The last line printed is one JSON object. peak_memory_mb is the process's
 peak resident memory (CPU) or the device's peak allocation (GPU).
+
+Against the machine's limit: gflop_per_step counts the step's convolutions and
+matrix products from its traced graph (common.flops; about 3x the forward
+count), gflop_per_second is what the suite's step achieves, and
+fraction_of_peak divides it by a large matrix product's rate measured in the
+same run and dtype (matmul_gflop_per_second: the compute dtype of
+--mixed_precision).
 """
 
 import json
@@ -39,8 +46,11 @@ import tensorflow as tf  # noqa: E402
 
 from common import config_flags  # noqa: E402
 from common import experiment  # noqa: E402
-from common import flags as common_flags
+from common import flags as common_flags  # noqa: E402
+from common import flops  # noqa: E402
 from common import train_loop  # noqa: E402
+
+COMPUTE_DTYPES = {"none": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
 
 def _peak_memory_mb() -> float:
@@ -108,6 +118,16 @@ def main(argv):
         results[name] = round(FLAGS.steps * batch_size / seconds, 2)
         print(f"{name}: {results[name]} ({1000 * seconds / FLAGS.steps:.0f} ms/step)",
               file=sys.stderr)
+    step_flops = sum(flops.function_flops(bare_step, batch).values())
+    achieved = step_flops * results["images_per_second"] / batch_size
+    peak = flops.matmul_peak(COMPUTE_DTYPES[FLAGS.mixed_precision])
+    results.update(gflop_per_step=round(step_flops / 1e9, 2),
+                   gflop_per_second=round(achieved / 1e9, 1),
+                   matmul_gflop_per_second=round(peak / 1e9, 1),
+                   fraction_of_peak=round(achieved / peak, 3))
+    print(f"{results['gflop_per_step']} GFLOP/step, {results['gflop_per_second']} GFLOP/s "
+          f"= {100 * results['fraction_of_peak']:.0f}% of a matrix product's "
+          f"{results['matmul_gflop_per_second']} GFLOP/s", file=sys.stderr)
     results["peak_memory_mb"] = round(_peak_memory_mb(), 1)
     results["device"] = papers.device_description()
     print(json.dumps(results))

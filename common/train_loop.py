@@ -133,6 +133,31 @@ def set_precision(mixed_precision: str) -> None:
         raise UserError(f"--mixed_precision must be one of {sorted(policies)}, "
                          f"got {mixed_precision!r}.")
     keras.mixed_precision.set_global_policy(policies[mixed_precision])
+    if mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
+        flags = cpu_flags()
+        if flags is not None and not flags & BF16_CPU_FLAGS:
+            logging.warning(
+                "--mixed_precision=bfloat16 on a CPU without bfloat16 instructions (none of "
+                "%s in /proc/cpuinfo): its matrix products are emulated, so expect no speed-up "
+                "over float32 (--mixed_precision=none).", ", ".join(sorted(BF16_CPU_FLAGS)))
+
+
+# x86 instruction sets that multiply bfloat16 natively (AVX-512 BF16, AMX), and Arm's.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The instruction-set flags of the first CPU in `cpuinfo` (Linux), None where
+    unknown (another OS, or no flags line)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):  # x86, Arm
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return None
 
 
 def make_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:

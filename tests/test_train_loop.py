@@ -288,6 +288,37 @@ def test_bad_precision_and_strategy_names():
         train_loop.make_strategy("tpu")
 
 
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\n"
+                   "flags\t\t: other\n")
+    assert train_loop.cpu_flags(str(x86)) == {"fpu", "sse2", "avx2", "fma"}
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert train_loop.cpu_flags(str(arm)) & train_loop.BF16_CPU_FLAGS == {"bf16"}
+    assert train_loop.cpu_flags(str(tmp_path / "absent")) is None
+    (tmp_path / "empty").write_text("")
+    assert train_loop.cpu_flags(str(tmp_path / "empty")) is None
+
+
+def test_bfloat16_without_cpu_support_warns(monkeypatch, caplog):
+    monkeypatch.setattr(train_loop, "cpu_flags", lambda: frozenset({"avx2"}))
+    try:
+        with caplog.at_level("WARNING"):
+            train_loop.set_precision("bfloat16")
+    finally:
+        train_loop.set_precision("none")
+    assert "without bfloat16 instructions" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(train_loop, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    try:
+        with caplog.at_level("WARNING"):
+            train_loop.set_precision("bfloat16")
+    finally:
+        train_loop.set_precision("none")
+    assert "bfloat16 instructions" not in caplog.text
+
+
 def test_progress_duration_format():
     assert train_loop.format_duration(3725) == "1:02:05"
     assert train_loop.format_duration(float("inf")) == "?"
