@@ -40,6 +40,8 @@ flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/co
 flags.DEFINE_integer("steps", 20, "Timed steps.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compilation).")
 flags.DEFINE_integer("phase", 0, "Training phase whose step is timed.")
+flags.DEFINE_bool("count_only", False, "Only count the step's FLOPs (no timing, no matrix-"
+                  "product peak): seconds even for a paper-size step.")
 FLAGS = flags.FLAGS
 
 import tensorflow as tf  # noqa: E402
@@ -109,8 +111,15 @@ def main(argv):
         {k: float(v) for k, v in losses.items()}  # one synchronisation at the end
 
     results = {"paper": FLAGS.paper, "config": FLAGS.config, "batch_size": batch_size,
-               "steps": FLAGS.steps, "steps_per_loop": FLAGS.steps_per_loop, "jit_compile": FLAGS.jit_compile,
+               "steps": FLAGS.steps, "steps_per_loop": FLAGS.steps_per_loop,
+               "jit_compile": FLAGS.jit_compile,
                "mixed_precision": FLAGS.mixed_precision, "phase": FLAGS.phase}
+    step_flops = sum(flops.function_flops(bare_step, batch).values())
+    results["gflop_per_step"] = round(step_flops / 1e9, 2)
+    results["gflop_per_image"] = round(step_flops / 1e9 / batch_size, 2)
+    if FLAGS.count_only:
+        print(json.dumps(results))
+        return
     for name, runner in (("bare_images_per_second", run_bare),
                          ("images_per_second", run_suite)):
         runner(FLAGS.warmup)
@@ -118,11 +127,9 @@ def main(argv):
         results[name] = round(FLAGS.steps * batch_size / seconds, 2)
         print(f"{name}: {results[name]} ({1000 * seconds / FLAGS.steps:.0f} ms/step)",
               file=sys.stderr)
-    step_flops = sum(flops.function_flops(bare_step, batch).values())
     achieved = step_flops * results["images_per_second"] / batch_size
     peak = flops.matmul_peak(COMPUTE_DTYPES[FLAGS.mixed_precision])
-    results.update(gflop_per_step=round(step_flops / 1e9, 2),
-                   gflop_per_second=round(achieved / 1e9, 1),
+    results.update(gflop_per_second=round(achieved / 1e9, 1),
                    matmul_gflop_per_second=round(peak / 1e9, 1),
                    fraction_of_peak=round(achieved / peak, 3))
     print(f"{results['gflop_per_step']} GFLOP/step, {results['gflop_per_second']} GFLOP/s "

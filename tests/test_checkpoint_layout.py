@@ -36,10 +36,12 @@ def checkpoint_layout(workdir: str) -> dict[str, list[int]]:
 
 def differences(recorded: dict, written: dict) -> list[str]:
     """Readable differences between two layouts (empty when they match)."""
-    lines = [f"missing now: {name} {recorded[name]}" for name in sorted(recorded.keys() - written.keys())]
+    lines = [f"missing now: {name} {recorded[name]}"
+             for name in sorted(recorded.keys() - written.keys())]
     lines += [f"new: {name} {written[name]}" for name in sorted(written.keys() - recorded.keys())]
     lines += [f"shape of {name}: {recorded[name]} -> {written[name]}"
-              for name in sorted(recorded.keys() & written.keys()) if recorded[name] != written[name]]
+              for name in sorted(recorded.keys() & written.keys())
+              if recorded[name] != written[name]]
     return lines
 
 
@@ -75,8 +77,11 @@ if __name__ == "__main__":
             paper = json.load(f)["paper"]
         layouts[paper] = checkpoint_layout(workdir)
         print(f"{paper}: {len(layouts[paper])} variables from {workdir}")
-    with open(LAYOUTS, "w") as f:  # one line per variable, for readable diffs
-        f.write("{\n" + ",\n".join(
-            f" {json.dumps(paper)}: {{\n" + ",\n".join(
-                f"  {json.dumps(name)}: {json.dumps(shape)}" for name, shape in sorted(layout.items()))
-            + "\n }" for paper, layout in sorted(layouts.items())) + "\n}\n")
+    def paper_block(paper, layout):  # one line per variable, for readable diffs
+        return f" {json.dumps(paper)}: {{\n" + ",\n".join(
+            f"  {json.dumps(name)}: {json.dumps(shape)}"
+            for name, shape in sorted(layout.items())) + "\n }"
+
+    with open(LAYOUTS, "w") as f:
+        f.write("{\n" + ",\n".join(paper_block(paper, layout)
+                                   for paper, layout in sorted(layouts.items())) + "\n}\n")
