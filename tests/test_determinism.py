@@ -24,7 +24,7 @@ def train_twice_at_once(tmp_path, paper, *flags):
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for name in ("a", "b")]
     for run in runs:
-        assert run.wait(timeout=300) == 0, run.stderr.read()[-3000:]
+        assert run.wait(timeout=900) == 0, run.stderr.read()[-3000:]
     paths = [tf.train.latest_checkpoint(str(tmp_path / name / "checkpoints")) for name in "ab"]
     assert os.path.basename(paths[0]) == os.path.basename(paths[1])
     return paths
