@@ -35,11 +35,11 @@ def run_config(workdir, num_steps, batch_size=2, seed=0, strategy="default", **l
 
 def paper_flags(paper, *argv):
     """The flags of PAPER's train.py, in their own FlagValues; parsed from `argv` (e.g.
-    a --flagfile, whose includes are written from the repository root) if given."""
+    a --flagfile) if given, its includes found as train.py finds them."""
     values = flags.FlagValues()
     common_flags.define_paper_flags(papers.get(paper).config, values)
     if argv:
-        values(["prog", *argv])
+        values(common_flags.expand_flagfiles(["prog", *argv]))
     return values
 
 

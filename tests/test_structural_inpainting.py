@@ -146,8 +146,7 @@ def test_stages_switch_optimizers_and_networks():
 @pytest.mark.parametrize("name, has_vgg, has_discriminator", [
     ("ablation_l2", False, False), ("ablation_l2_feat", True, False),
     ("ablation_l2_adv", False, True), ("ablation_l2_feat_adv", True, True), ("paper", True, True)])
-def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator, monkeypatch):
-    monkeypatch.chdir(helpers.REPO)
+def test_ablation_configs_build_the_right_losses(name, has_vgg, has_discriminator):
     values = helpers.paper_flags("structural_inpainting",
                                  f"--flagfile={os.path.join(CONFIGS, name + '.cfg')}")
     config = tiny_config(lambda_feat=values.lambda_feat, lambda_adv=values.lambda_adv)
