@@ -11,10 +11,11 @@ From the 5,000 aligned faces of ../shared/data/faces it
   3. evaluates the trained runs (GLCIC without and with its post-processing,
      which is itself a Telea fill blended in) and telea / ns / biharmonic with the shared
      protocol (common/evaluation.py) on the held-out faces at 128x128: the
-     centre 64x64 hole (Context Encoders' and Structural Inpainting's own
-     mask), random boxes of 32-64 px (GLCIC's and DMFN's own rectangles), and
-     the NVIDIA irregular masks by hole-area bin (the fully convolutional
-     papers only);
+     centre 56x56 hole inside the 64x64 square the centre-region papers
+     predict (Context Encoders' and Structural Inpainting's own mask), the
+     whole 64x64 square blanked, random boxes of 32-64 px (GLCIC's and DMFN's
+     own rectangles), and the NVIDIA irregular masks by hole-area bin (the
+     fully convolutional papers only);
   4. writes --root/results.md (tables, training times, hardware), a figure of
      held-out faces and the training curves (--figures), and with --readme
      the same tables into README.md between `<!-- results:faces_study:... -->`.
@@ -64,9 +65,12 @@ RUNS = (
 FULLY_CONVOLUTIONAL = tuple(p.name for p in papers.all_papers() if p.fully_convolutional)
 BASELINES = ("telea", "ns", "biharmonic")
 IMAGE_SIZE = 128
-# (name, mask source, which runs): the papers' own masks, then the irregular ones.
+# (name, mask source, which runs): the papers' own masks, then harder ones. The
+# centre-region papers blank the centre square less a 4 px ring, which they see
+# and predict ("center-overlap"); "center_full" blanks the ring too.
 MASK_SETS = (
-    ("center", "center", None),
+    ("center", "center-overlap", None),
+    ("center_full", "center", None),
     ("boxes", "bbox", FULLY_CONVOLUTIONAL),
     ("irregular", "nvidia_irregular", FULLY_CONVOLUTIONAL),
 )
@@ -190,7 +194,8 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
 
 def evaluate_method(method: str, name: str, images: str, source: str, output: str,
                     limit: int | None, postprocess: bool = False) -> dict:
-    """metrics.json of one method on one mask set; reused while the run has not moved on."""
+    """metrics.json of one method on one mask set; reused while the run has not moved
+    on and the masks are the same."""
     _, _, workdir = method.partition(":")
     options = {"postprocess": postprocess, "limit": limit,
                "checkpoint_step": run_dir.latest_step(workdir) if workdir else None}
@@ -198,7 +203,7 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
     if os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)
-        if previous.get("options") == options:
+        if previous.get("options") == options and previous.get("masks") == source:
             return previous
     logging.info("Evaluating %s with %s masks.", name, source)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,

@@ -15,7 +15,10 @@ Masks. `mask_for(name, source, image_size)` depends only on the image's name,
 the source and the size, through SHA-256 of the name (not Python's
 per-process randomised `hash`), so every method, run, and machine meets the
 same mask on the same image. Sources: "center" (the centred square of side
-image_size // 2), "bbox" (one random rectangle), "irregular-thin",
+image_size // 2), "center-overlap" (that square less a ring of image_size // 32
+px: the hole Context Encoders and Structural Inpainting blank, 56x56 at 128,
+whose ring they see and predict; `common.masks.center_mask`), "bbox" (one
+random rectangle), "irregular-thin",
 "irregular-medium", "irregular-thick" (`common.masks.irregular_mask` brush
 strokes), or a folder of mask images (white = hole; one file per image,
 picked by the name).
@@ -66,7 +69,8 @@ from common.errors import UserError
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-MASK_SOURCES = ("center", "bbox", "irregular-thin", "irregular-medium", "irregular-thick")
+MASK_SOURCES = ("center", "center-overlap", "bbox", "irregular-thin", "irregular-medium",
+                "irregular-thick")
 
 # Hole-area bins in percent of the image, those of the NVIDIA irregular mask
 # test set (Liu et al. 2018). Coverage on a boundary goes to the higher bin,
@@ -236,10 +240,12 @@ def mask_for(name: str, source: str, image_size: int,
     """
     image_size = _check_image_size(image_size)
     _check_mask_source(source)
-    if source == "center":
+    if source in ("center", "center-overlap"):
         side = image_size // 2
-        start = (image_size - side) // 2
-        return _box_mask((start, start, side, side), image_size)
+        # Context Encoders' overlapPred: a 4 px ring at 128 stays visible.
+        ring = image_size // 32 if source == "center-overlap" else 0
+        start = (image_size - side) // 2 + ring
+        return _box_mask((start, start, side - 2 * ring, side - 2 * ring), image_size)
     if source == "bbox":
         return _box_mask(bbox_for(name, image_size), image_size)
     if source.startswith("irregular-") and source in MASK_SOURCES:

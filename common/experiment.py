@@ -46,6 +46,16 @@ def make_dataset(paper_input: PaperInput, data: common_flags.DataConfig, *, spec
         shuffle_buffer=data.shuffle_buffer, purpose=purpose)
 
 
+def xla_choice(paper_name: str, config, jit_compile: bool) -> str:
+    """What the log says about XLA: on or off, and whether that is the paper's default."""
+    default = type(config).RUN_DEFAULTS.get("jit_compile", False)
+    state = "XLA on (--jit_compile)" if jit_compile else "XLA off (--nojit_compile)"
+    if jit_compile == default:
+        return (f"{state}, {paper_name}'s default: the faster on a CPU (README, "
+                "\"Performance\")")
+    return f"{state}, not {paper_name}'s default"
+
+
 def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
                  num_images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
     """A fixed batch for the sample grids: evaluation data, else training data."""
@@ -267,7 +277,8 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
             eval_dataset = make_dataset(paper_input, data, spec=data.eval_data, training=False,
                                         batch_size=data.batch_size,
                                         num_examples=data.eval_examples)
-        logging.info("Training %s.", type(task).__name__)
+        logging.info("Training %s; %s.", type(task).__name__,
+                     xla_choice(paper.name, config, run_config.loop.jit_compile))
         return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
                                 sample_batch=sample_batch(paper_input, data),
                                 eval_dataset=eval_dataset, on_start=record_run)

@@ -1,7 +1,11 @@
 r"""The evaluation protocol shared by every method:
 
-  inpaint-eval --method=METHOD --images=DIR --masks=DIR|center|bbox|irregular-thin|irregular-medium|irregular-thick \
-      --image_size=N --output=DIR
+  inpaint-eval --method=METHOD --images=DIR --image_size=N --output=DIR \
+      --masks=DIR|center|center-overlap|bbox|irregular-thin|irregular-medium|irregular-thick
+
+center-overlap is the hole Context Encoders and Structural Inpainting train on
+(the centre square less a 4 px ring at 128): use it to score them on their own
+mask; center blanks that ring too, a harder task for them.
 
 Images are centre-cropped to a square and resized to N; each image meets the
 same mask whatever the method (paired by its name). Writes DIR/metrics.json

@@ -32,7 +32,7 @@ class Paper:
       name: the folder name under reproductions/ (also the --method prefix).
       title: the paper, for logs and tables.
       config: the paper's Config dataclass; its `option` fields are the flags of
-        train.py (common.config_flags), RUN_DEFAULTS its batch size and length.
+        train.py (common.config_flags), RUN_DEFAULTS its batch size, length and XLA default.
       build_task: Config -> train_loop.Task (the networks, optimizers, steps).
       parameter_counts: Task -> {"generator_params": N, "discriminator_params": M}.
       paper_input: Config -> experiment.PaperInput (crop policy and masking step).

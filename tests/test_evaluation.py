@@ -9,6 +9,7 @@ from PIL import Image
 
 from common import baselines
 from common import evaluation
+from common import masks as common_masks
 
 SIZE = 64
 
@@ -152,6 +153,12 @@ def test_masks_are_a_function_of_the_name(mask_folder):
 def test_center_and_bbox_geometry():
     center = evaluation.mask_for("any", "center", SIZE)
     assert center[16:48, 16:48].all() and center.sum() == 32 * 32
+    # The hole Context Encoders blanks: the centre square less its 2 px ring at 64.
+    inner = evaluation.mask_for("any", "center-overlap", SIZE)
+    assert inner[18:46, 18:46].all() and inner.sum() == 28 * 28
+    # At 128 it is exactly the training mask of Context Encoders and Structural Inpainting.
+    np.testing.assert_array_equal(evaluation.mask_for("any", "center-overlap", 128),
+                                  common_masks.center_mask(128, 64, 4).numpy()[..., 0] > 0.5)
     for k in range(20):
         top, left, height, width = evaluation.bbox_for(f"n{k}", SIZE)
         assert 16 <= height <= 32 and 16 <= width <= 32
@@ -166,7 +173,7 @@ def test_bad_mask_sources(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     for source in ("centre", "irregular-huge", str(tmp_path / "missing")):
-        with pytest.raises(ValueError, match="center, bbox"):
+        with pytest.raises(ValueError, match="center, center-overlap, bbox"):
             evaluation.mask_for("x", source, SIZE)
     with pytest.raises(ValueError, match="No mask image"):
         evaluation.mask_for("x", str(empty), SIZE)

@@ -51,8 +51,10 @@ class Config:
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "lr_decay_step", "vgg_weights")
 
-    # The authors' configuration: batch 16, 100,000 iterations.
-    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 16, "num_steps": 100_000}
+    # The authors' configuration: batch 16, 100,000 iterations. XLA off: its CPU
+    # convolutions make this step slower on a CPU (README, "Performance").
+    RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 16, "num_steps": 100_000,
+                                                      "jit_compile": False}
 
     image_size: int = option(256, "Side of the training images.")
     local_size: int = option(128, "Side of the box hole (before shrinking) and of the local "

@@ -51,7 +51,11 @@ class Config:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "rho", "epsilon", "beta1")
 
     # The paper: batch 96; T_C = 90,000, T_D = 10,000, 500,000 iterations in all.
-    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 96, "num_steps": 500_000}
+    # XLA off: its CPU convolutions, above all the input gradients of the
+    # discriminator's stride-2 convolutions, make every phase slower on a CPU
+    # (README, "Performance"); --jit_compile turns it on.
+    RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 96, "num_steps": 500_000,
+                                                      "jit_compile": False}
 
     image_size: int = option(256, "Side of the training crops (the global discriminator's "
                              "input).")

@@ -52,8 +52,10 @@ class Config:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "lr_joint", "lr_d", "beta1", "vgg_weights")
 
     # The port: batch 64; 50 epochs of the structural loss, then 10 joint, on
-    # CelebA's 162,770 training images (2,543 steps an epoch).
-    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"batch_size": 64, "num_steps": 152_580}
+    # CelebA's 162,770 training images (2,543 steps an epoch). XLA on: it makes
+    # both stages 1.5-1.7 times faster on a CPU (README, "Performance").
+    RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 64, "num_steps": 152_580,
+                                                      "jit_compile": True}
 
     architecture: str = option("port", "port: the TF port's networks (no normalisation, linear "
                                "output); context_encoder: Pathak et al.'s (use "
