@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -109,9 +110,19 @@ def test_study_command_on_a_tiny_budget(tmp_path):
     assert all(t["steps"] == 2 and t["seconds"] > 0 for t in timings.values())
     assert (tmp_path / "figures" / "faces_study.png").stat().st_size > 10_000
     assert (tmp_path / "figures" / "faces_study_curves.png").exists()
-    # A second call skips the finished runs and reuses the evaluations.
+    # The centre-region papers' own hole, then the whole square.
+    def metrics(mask_set, method):
+        return root / "eval" / mask_set / method / "metrics.json"
+    assert json.loads(metrics("center", "telea").read_text())["masks"] == "center-overlap"
+    assert json.loads(metrics("center_full", "telea").read_text())["masks"] == "center"
+    # A second call skips the finished runs and reuses the evaluations, except one
+    # whose recorded masks are not the set's.
+    stale = json.loads(metrics("center", "ns").read_text())
+    metrics("center", "ns").write_text(json.dumps({**stale, "masks": "center"}))
     again = subprocess.run(command, capture_output=True, text=True, timeout=600,
                            cwd=helpers.REPO, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "finished (2 steps), skipped" in again.stderr
+    assert re.findall(r"Evaluating (\S+) with (\S+) masks", again.stderr) == [
+        ("ns", "center-overlap")]
     assert json.loads((root / "timings.json").read_text()) == timings
