@@ -13,7 +13,7 @@ From the 5,000 aligned faces of ../shared/data/faces it
      protocol (common/evaluation.py) on the held-out faces at 128x128: the
      centre 56x56 hole inside the 64x64 square the centre-region papers
      predict (Context Encoders' and Structural Inpainting's own mask), the
-     whole 64x64 square blanked, random boxes of 32-64 px (GLCIC's and DMFN's
+     whole 64x64 square blanked, random boxes of 48-64 px (GLCIC's and DMFN's
      own rectangles), and the NVIDIA irregular masks by hole-area bin (the
      fully convolutional papers only);
   4. writes --root/results.md (tables, training times, hardware), a figure of
@@ -71,7 +71,7 @@ IMAGE_SIZE = 128
 MASK_SETS = (
     ("center", "center-overlap", None),
     ("center_full", "center", None),
-    ("boxes", "bbox", FULLY_CONVOLUTIONAL),
+    ("boxes", "bbox-large", FULLY_CONVOLUTIONAL),
     ("irregular", "nvidia_irregular", FULLY_CONVOLUTIONAL),
 )
 

@@ -18,7 +18,8 @@ same mask on the same image. Sources: "center" (the centred square of side
 image_size // 2), "center-overlap" (that square less a ring of image_size // 32
 px: the hole Context Encoders and Structural Inpainting blank, 56x56 at 128,
 whose ring they see and predict; `common.masks.center_mask`), "bbox" (one
-random rectangle), "irregular-thin",
+random rectangle, sides 1/4 to 1/2 of the image), "bbox-large" (sides 3/8 to
+1/2: the holes GLCIC and DMFN train on), "irregular-thin",
 "irregular-medium", "irregular-thick" (`common.masks.irregular_mask` brush
 strokes), or a folder of mask images (white = hole; one file per image,
 picked by the name).
@@ -69,8 +70,8 @@ from common.errors import UserError
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-MASK_SOURCES = ("center", "center-overlap", "bbox", "irregular-thin", "irregular-medium",
-                "irregular-thick")
+MASK_SOURCES = ("center", "center-overlap", "bbox", "bbox-large", "irregular-thin",
+                "irregular-medium", "irregular-thick")
 
 # Hole-area bins in percent of the image, those of the NVIDIA irregular mask
 # test set (Liu et al. 2018). Coverage on a boundary goes to the higher bin,
@@ -180,13 +181,16 @@ def _uniform_int(name: str, draw: str, low: int, high: int) -> int:
     return low + name_hash(name, draw) % (high - low + 1)
 
 
-def bbox_for(name: str, image_size: int) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the "bbox" hole of image `name`.
+def bbox_for(name: str, image_size: int, source: str = "bbox") -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the "bbox" or "bbox-large" hole of image `name`.
 
-    Sides uniform in [image_size // 4, image_size // 2], position uniform
-    inside the image.
+    Sides uniform in [image_size // 4, image_size // 2] ("bbox") or in
+    [3 * image_size // 8, image_size // 2] ("bbox-large": GLCIC's holes, 96-128
+    px at 256, and DMFN's half-side box shrunk by up to 1/16 of the side at
+    each end), each drawn on its own; position uniform inside the image.
     """
-    low, high = image_size // 4, image_size // 2
+    low, high = (3 * image_size // 8 if source == "bbox-large" else image_size // 4,
+                 image_size // 2)
     height = _uniform_int(name, "bbox-height", low, high)
     width = _uniform_int(name, "bbox-width", low, high)
     top = _uniform_int(name, "bbox-top", 0, image_size - height)
@@ -246,8 +250,8 @@ def mask_for(name: str, source: str, image_size: int,
         ring = image_size // 32 if source == "center-overlap" else 0
         start = (image_size - side) // 2 + ring
         return _box_mask((start, start, side - 2 * ring, side - 2 * ring), image_size)
-    if source == "bbox":
-        return _box_mask(bbox_for(name, image_size), image_size)
+    if source in ("bbox", "bbox-large"):
+        return _box_mask(bbox_for(name, image_size, source), image_size)
     if source.startswith("irregular-") and source in MASK_SOURCES:
         preset = source[len("irregular-"):]
         # Two 31-bit halves: a valid stateless seed whatever its dtype.

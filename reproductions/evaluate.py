@@ -1,11 +1,13 @@
 r"""The evaluation protocol shared by every method:
 
-  inpaint-eval --method=METHOD --images=DIR --image_size=N --output=DIR \
-      --masks=DIR|center|center-overlap|bbox|irregular-thin|irregular-medium|irregular-thick
+  inpaint-eval --method=METHOD --images=DIR --image_size=N --output=DIR --masks=SOURCE
 
-center-overlap is the hole Context Encoders and Structural Inpainting train on
-(the centre square less a 4 px ring at 128): use it to score them on their own
-mask; center blanks that ring too, a harder task for them.
+SOURCE is a folder of mask images or one of center, center-overlap, bbox,
+bbox-large, irregular-thin, irregular-medium, irregular-thick. center-overlap
+is the hole Context Encoders and Structural Inpainting train on (the centre
+square less a 4 px ring at 128): use it to score them on their own mask;
+center blanks that ring too, a harder task for them. bbox-large draws GLCIC's
+and DMFN's training holes (sides 3/8 to 1/2 of the image); bbox, sides from 1/4.
 
 Images are centre-cropped to a square and resized to N; each image meets the
 same mask whatever the method (paired by its name). Writes DIR/metrics.json

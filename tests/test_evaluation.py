@@ -164,6 +164,10 @@ def test_center_and_bbox_geometry():
         assert 16 <= height <= 32 and 16 <= width <= 32
         assert 0 <= top <= SIZE - height and 0 <= left <= SIZE - width
         assert evaluation.mask_for(f"n{k}", "bbox", SIZE).sum() == height * width
+        top, left, height, width = evaluation.bbox_for(f"n{k}", SIZE, "bbox-large")
+        assert 24 <= height <= 32 and 24 <= width <= 32
+        assert 0 <= top <= SIZE - height and 0 <= left <= SIZE - width
+        assert evaluation.mask_for(f"n{k}", "bbox-large", SIZE).sum() == height * width
     # Pinned: a SHA-256 of the name, not Python's per-process hash; results
     # published with these masks stay comparable.
     assert evaluation.bbox_for("kodim01", 256) == (1, 73, 113, 78)
@@ -173,7 +177,7 @@ def test_bad_mask_sources(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     for source in ("centre", "irregular-huge", str(tmp_path / "missing")):
-        with pytest.raises(ValueError, match="center, center-overlap, bbox"):
+        with pytest.raises(ValueError, match="center, center-overlap, bbox, bbox-large"):
             evaluation.mask_for("x", source, SIZE)
     with pytest.raises(ValueError, match="No mask image"):
         evaluation.mask_for("x", str(empty), SIZE)
