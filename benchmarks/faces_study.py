@@ -64,6 +64,9 @@ RUNS = (
 # The papers whose networks fill holes anywhere (the others, only the centre).
 FULLY_CONVOLUTIONAL = tuple(p.name for p in papers.all_papers() if p.fully_convolutional)
 BASELINES = ("telea", "ns", "biharmonic")
+# Each paper's pixel reconstruction term in metrics.jsonl: Context Encoders,
+# GLCIC, Structural Inpainting, DMFN.
+RECONSTRUCTION_KEYS = ("l2", "mse", "reconstruction", "pixel")
 IMAGE_SIZE = 128
 # (name, mask source, which runs): the papers' own masks, then harder ones. The
 # centre-region papers blank the centre square less a 4 px ring, which they see
@@ -255,7 +258,7 @@ def figure(root: str, names: list[str], path: str, count: int = 4) -> None:
 
 
 def curves(root: str, names: list[str], path: str) -> None:
-    """Each run's generator loss and held-out PSNR against steps."""
+    """Each run's reconstruction loss and held-out PSNR against steps."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 3.5))
@@ -267,15 +270,18 @@ def curves(root: str, names: list[str], path: str) -> None:
         with open(metrics) as f:
             records = [json.loads(line) for line in f if line.strip()]
         train = [r for r in records if r.get("split") == "train"]
-        key = next((k for k in ("g_loss", "c_loss", "loss", "mse", "l2") if train and k in
-                    train[-1]), None)
+        # The pixel reconstruction term, logged in every phase (the total loss
+        # of a multi-phase run changes meaning between phases).
+        key = next((k for k in RECONSTRUCTION_KEYS if train and all(k in r for r in train)),
+                   None)
         if key:
             loss_axis.plot([r["step"] for r in train if key in r],
                            [r[key] for r in train if key in r], label=f"{name} ({key})")
         held_out = [r for r in records if r.get("split") == "eval" and "psnr" in r]
         psnr_axis.plot([r["step"] for r in held_out], [r["psnr"] for r in held_out], "o-",
                        label=name)
-    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
+    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log",
+                  title="reconstruction loss (training)")
     psnr_axis.set(xlabel="step", ylabel="PSNR (dB)", title="held-out faces, PSNR")
     for axis in (loss_axis, psnr_axis):
         axis.legend(fontsize=6)
