@@ -40,9 +40,6 @@ from reproductions import papers
 
 _PAPER = papers.paper_from_argv()  # its record; its flags are defined
 
-flags.DEFINE_string("paper", "context_encoder", "Paper folder under reproductions/.")
-flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
-                    "(or a path); later flags override it.")
 flags.DEFINE_integer("batches", 20, "Timed batches per source.", lower_bound=1)
 flags.DEFINE_integer("warmup", 3, "Untimed batches first (tracing, filling buffers).",
                      lower_bound=0)
@@ -121,5 +118,5 @@ def main(argv):
 
 if __name__ == "__main__":
     papers.insert_config_flagfile(_PAPER.name)
-    common_flags.run_app(main, __doc__, __name__, _PAPER.config.__module__,
-                          common_flags.__name__)
+    common_flags.run_app(main, __doc__, __name__, papers.__name__,
+                          _PAPER.config.__module__, common_flags.__name__)

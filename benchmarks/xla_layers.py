@@ -26,11 +26,8 @@ from absl import flags
 
 from reproductions import papers
 
-_PAPER = papers.paper_from_argv()  # its record; its flags are defined
+_PAPER = papers.paper_from_argv(default="glcic")  # its record; its flags are defined
 
-flags.DEFINE_string("paper", "glcic", "Paper folder under reproductions/.")
-flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
-                    "(or a path); later flags override it.")
 flags.DEFINE_integer("repeats", 3, "Timed rounds per layer (each times XLA off, then on).")
 flags.DEFINE_integer("top", 12, "Layer kinds listed.")
 FLAGS = flags.FLAGS
@@ -163,5 +160,5 @@ def main(argv):
 
 if __name__ == "__main__":
     papers.insert_config_flagfile(_PAPER.name)
-    common_flags.run_app(main, __doc__, __name__, _PAPER.config.__module__,
-                         common_flags.__name__)
+    common_flags.run_app(main, __doc__, __name__, papers.__name__,
+                         _PAPER.config.__module__, common_flags.__name__)

@@ -134,8 +134,15 @@ def paper_from_argv(argv: list[str] = sys.argv, default: str = PAPERS[0]) -> Pap
     """The record of the --paper of a raw command line, its flags defined.
 
     Benchmarks read it before absl parses the command line, because the paper
-    decides which flags exist. Exits with a one-line error for an unknown paper.
+    decides which flags exist. Also defines --paper (default `default`) and
+    --config (see `insert_config_flagfile`). Exits with a one-line error for an
+    unknown paper.
     """
+    from absl import flags
+
+    flags.DEFINE_string("paper", default, "Paper folder under reproductions/.")
+    flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
+                        "(or a path); later flags override it.")
     paper = _argv_value(argv, "paper", default)
     try:
         return import_paper(paper)
