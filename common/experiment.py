@@ -240,6 +240,12 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
     """
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = train_loop.make_strategy(run_config.strategy)
+    if (run_config.loop.jit_compile and run_config.strategy == "multi_worker"
+            and not tf.config.list_physical_devices("GPU")):
+        # XLA cannot compile the cross-worker collectives on CPU devices.
+        logging.warning("XLA off: XLA does not compile collectives across CPU workers.")
+        run_config = dataclasses.replace(
+            run_config, loop=dataclasses.replace(run_config.loop, jit_compile=False))
     train_loop.check_batch_divides(run_config.data.batch_size, strategy)
     workdir = run_config.loop.workdir
     chief = train_loop.is_chief(strategy)
