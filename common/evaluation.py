@@ -245,11 +245,10 @@ def mask_for(name: str, source: str, image_size: int,
     image_size = _check_image_size(image_size)
     _check_mask_source(source)
     if source in ("center", "center-overlap"):
-        side = image_size // 2
-        # Context Encoders' overlapPred: a 4 px ring at 128 stays visible.
+        # The training masks' own definition; Context Encoders' overlapPred
+        # keeps a 4 px ring of the centre square visible at 128.
         ring = image_size // 32 if source == "center-overlap" else 0
-        start = (image_size - side) // 2 + ring
-        return _box_mask((start, start, side - 2 * ring, side - 2 * ring), image_size)
+        return common_masks.center_mask(image_size, image_size // 2, ring).numpy()[..., 0] > 0.5
     if source in ("bbox", "bbox-large"):
         return _box_mask(bbox_for(name, image_size, source), image_size)
     if source.startswith("irregular-") and source in MASK_SOURCES:

@@ -16,6 +16,8 @@ import platform
 import sys
 from typing import Callable
 
+from absl import flags
+
 from common import experiment
 from common.errors import UserError
 
@@ -138,8 +140,6 @@ def paper_from_argv(argv: list[str] = sys.argv, default: str = PAPERS[0]) -> Pap
     --config (see `insert_config_flagfile`). Exits with a one-line error for an
     unknown paper.
     """
-    from absl import flags
-
     flags.DEFINE_string("paper", default, "Paper folder under reproductions/.")
     flags.DEFINE_string("config", "", "Config file name under reproductions/PAPER/configs/ "
                         "(or a path); later flags override it.")
