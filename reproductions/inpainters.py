@@ -209,9 +209,10 @@ def unfilled_warning(method: str, inpainter: Inpainter, mask: np.ndarray) -> str
     outside, hole = int(np.count_nonzero(unfilled_hole(mask))), int(np.count_nonzero(mask))
     if not outside:
         return ""
+    anywhere = ", ".join(p.name for p in papers.all_papers() if p.fully_convolutional)
     return (f"{outside:,} of the {hole:,} hole pixels lie outside the central region "
             f"{method} fills (the middle half of the image each way) and keep the grey fill; "
-            "glcic, dmfn or a classical method fill holes anywhere.")
+            f"{anywhere} or a classical method fill holes anywhere.")
 
 
 def hole_window(mask: np.ndarray, context: int) -> tuple[int, int, int, int]:

@@ -59,7 +59,10 @@ def test_center_models_count_the_hole_pixels_they_leave_unfilled(trained, tmp_pa
     assert inpainter.unfilled_hole(corner).sum() == 800
     np.testing.assert_array_equal(inpainter.unfilled_hole(both), corner)
     assert inpainters.unfilled_warning("ce", inpainter, centre) == ""
-    assert inpainters.unfilled_warning("ce", inpainter, both).startswith("800 of the 4,000 hole")
+    warning = inpainters.unfilled_warning("ce", inpainter, both)
+    assert warning.startswith("800 of the 4,000 hole")
+    # It points at the registry's fully convolutional papers.
+    assert warning.endswith("glcic, dmfn or a classical method fill holes anywhere.")
     # The corner keeps the grey fill: the model cannot reach it.
     completed = inpainter(smooth_image(200, 100), corner)
     np.testing.assert_allclose(completed[corner], 0.5, atol=0.02)
