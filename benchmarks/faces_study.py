@@ -61,8 +61,7 @@ RUNS = (
     ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
      "ablation: no VGG16 feature loss"),
 )
-# The papers whose networks fill holes anywhere (the others, only the centre).
-FULLY_CONVOLUTIONAL = tuple(p.name for p in papers.all_papers() if p.fully_convolutional)
+FULLY_CONVOLUTIONAL = papers.fully_convolutional_papers()
 BASELINES = ("telea", "ns", "biharmonic")
 # Each paper's pixel reconstruction term in metrics.jsonl: Context Encoders,
 # GLCIC, Structural Inpainting, DMFN.

@@ -209,7 +209,7 @@ def unfilled_warning(method: str, inpainter: Inpainter, mask: np.ndarray) -> str
     outside, hole = int(np.count_nonzero(unfilled_hole(mask))), int(np.count_nonzero(mask))
     if not outside:
         return ""
-    anywhere = ", ".join(p.name for p in papers.all_papers() if p.fully_convolutional)
+    anywhere = ", ".join(papers.fully_convolutional_papers())
     return (f"{outside:,} of the {hole:,} hole pixels lie outside the central region "
             f"{method} fills (the middle half of the image each way) and keep the grey fill; "
             f"{anywhere} or a classical method fill holes anywhere.")

@@ -111,6 +111,12 @@ def all_papers() -> list[Paper]:
     return [get(name) for name in PAPERS]
 
 
+def fully_convolutional_papers() -> tuple[str, ...]:
+    """Names of the registered papers whose networks fill holes anywhere (the others
+    fill only the centre region), in registry order."""
+    return tuple(p.name for p in all_papers() if p.fully_convolutional)
+
+
 def import_paper(paper: str, flag: str = "--paper") -> Paper:
     """A paper's record, after importing its train.py, which defines its flags."""
     record = get(paper, flag)
