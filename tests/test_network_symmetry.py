@@ -21,6 +21,7 @@ TensorFlow's and back, so neither passes it and both pass it at odd sizes.
 import numpy as np
 import pytest
 import keras
+import tensorflow as tf
 
 from common import model_utils
 from reproductions.context_encoder import model as ce_model
@@ -176,6 +177,40 @@ def test_symmetric_conv_matches_a_numpy_convolution_with_torch_padding():
     assert type(model_utils.conv2d(3, 3, name="s1")) is keras.layers.Conv2D
     with pytest.raises(ValueError, match="conv_padding"):
         model_utils.conv2d(3, 3, strides=2, name="bad", padding="reflect")
+
+
+def test_symmetric_conv_gradients_use_no_explicit_padding():
+    # Explicitly padded convolutions have slow gradient kernels on TensorFlow's
+    # CPU (about 100 times slower in bfloat16), so the layer pads, then
+    # convolves "VALID": same values and gradients, no EXPLICIT conv in the graph.
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 10, 8, 3)).astype(np.float32))
+    layer = model_utils.conv2d(4, 3, strides=2, dilation=1, name="c")
+    layer.build(x.shape)
+
+    @tf.function
+    def value_and_gradients(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.square(layer(inputs)))
+        return loss, tape.gradient(loss, [inputs, layer.kernel])
+
+    loss, (input_gradient, kernel_gradient) = value_and_gradients(x)
+    with tf.GradientTape() as tape:  # the explicitly padded reference, run eagerly
+        tape.watch(x)
+        reference = tf.reduce_sum(tf.square(tf.nn.conv2d(
+            x, layer.kernel, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]) + layer.bias))
+    expected_input, expected_kernel = tape.gradient(reference, [x, layer.kernel])
+    np.testing.assert_allclose(loss.numpy(), reference.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(input_gradient, expected_input, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kernel_gradient, expected_kernel, rtol=1e-4, atol=1e-4)
+
+    graph = value_and_gradients.get_concrete_function(x).graph
+    convolutions = [op for op in graph.get_operations()
+                    if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")]
+    assert {op.type for op in convolutions} == {"Conv2D", "Conv2DBackpropInput",
+                                                "Conv2DBackpropFilter"}
+    assert all(op.get_attr("padding") == b"VALID" for op in convolutions)
 
 
 def test_batch_norm_tracks_the_unbiased_variance_as_torch_does():
