@@ -90,6 +90,11 @@ flags.DEFINE_integer("eval_limit", None, "Evaluate on the first N held-out faces
 flags.DEFINE_string("figures", "benchmarks/figures", "Folder for faces_study.png and "
                     "faces_study_curves.png; empty: none.")
 flags.DEFINE_string("readme", "", "Also write the tables into this Markdown file.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16"],
+                  "Passed to every run's train.py: bfloat16 trains GLCIC, DMFN and Structural "
+                  "Inpainting 1.5-2.3 times faster on a CPU with AMX or AVX-512 BF16 (README, "
+                  "Performance). Use another --root, so that float32 runs are not resumed in "
+                  "bfloat16.")
 flags.DEFINE_boolean("smoke", False, "Smoke configs, 2 steps each: a test of the study itself.")
 flags.DEFINE_boolean("train", True, "Train (or resume) the runs; --notrain evaluates what is "
                      "there.")
@@ -108,7 +113,7 @@ def config_steps(path: str) -> int:
 
 
 def train_command(paper: str, config: str, workdir: str, train_dir: str, held_out_dir: str,
-                  smoke: bool) -> list[str]:
+                  smoke: bool, mixed_precision: str = "none") -> list[str]:
     """The train.py command of one run (exactly what README.md shows)."""
     config_dir = os.path.join("reproductions", paper, "configs")
     command = [sys.executable, os.path.join("reproductions", paper, "train.py"),
@@ -119,6 +124,8 @@ def train_command(paper: str, config: str, workdir: str, train_dir: str, held_ou
         command += ["--max_steps=2", "--eval_examples=2", "--batch_size=2"]
     if papers.get(paper).uses_vgg:
         command.append(f"--vgg_weights={FLAGS.vgg_weights if not smoke else 'none'}")
+    if mixed_precision != "none":
+        command.append(f"--mixed_precision={mixed_precision}")
     return command
 
 
@@ -143,7 +150,8 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
     if run_dir.latest_step(workdir) >= target:
         logging.info("%s: finished (%d steps), skipped.", name, target)
         return
-    command = train_command(paper, config, workdir, train_dir, held_out_dir, smoke)
+    command = train_command(paper, config, workdir, train_dir, held_out_dir, smoke,
+                            FLAGS.mixed_precision)
     logging.info("%s: training to step %d: %s", name, target, " ".join(command))
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
     # The entry is rewritten every minute, not only at the end, so that a session killed

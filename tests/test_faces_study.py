@@ -85,11 +85,14 @@ def test_study_command_on_a_tiny_budget(tmp_path):
                "--runs=context_encoder,glcic", f"--readme={readme}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # --noevaluate trains one run and reports nothing; the full call then skips that run.
+    # --mixed_precision reaches the run's train.py.
     train_only = [c for c in command if not c.startswith(("--runs", "--readme"))]
-    first = subprocess.run(train_only + ["--runs=glcic", "--noevaluate"], capture_output=True,
+    first = subprocess.run(train_only + ["--runs=glcic", "--noevaluate",
+                                         "--mixed_precision=bfloat16"], capture_output=True,
                            text=True, timeout=600, cwd=helpers.REPO, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert not (root / "results.md").exists() and "old" in readme.read_text()
+    assert "--mixed_precision=bfloat16" in (root / "glcic" / "flags.cfg").read_text().split()
     assert json.loads((root / "timings.json").read_text())["glcic"]["steps"] == 2
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             cwd=helpers.REPO, env=env)
