@@ -52,10 +52,12 @@ class Config:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "lr_joint", "lr_d", "beta1", "vgg_weights")
 
     # The port: batch 64; 50 epochs of the structural loss, then 10 joint, on
-    # CelebA's 162,770 training images (2,543 steps an epoch). XLA on: it makes
-    # both stages 1.5-1.7 times faster on a CPU (README, "Performance").
+    # CelebA's 162,770 training images (2,543 steps an epoch). XLA off: on
+    # CPUs with AVX-512 it makes both stages slower (1.05-1.4 times in float32,
+    # 1.6-2.6 times in bfloat16), though an AVX2 CPU ran them 1.5 times faster
+    # with it (README, "Performance"); --jit_compile turns it on.
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 64, "num_steps": 152_580,
-                                                      "jit_compile": True}
+                                                      "jit_compile": False}
 
     architecture: str = option("port", "port: the TF port's networks (no normalisation, linear "
                                "output); context_encoder: Pathak et al.'s (use "
