@@ -9,6 +9,8 @@ Markdown tables:
   * per run: the last step, the mean training speed, and each training loss
     averaged over the last --last logs (single batches are noisy; a mean of a
     few is what two runs can be compared on).
+With --figure=PATH it also draws the first of --metrics and a training loss
+(--loss, else the first loss every run logs) against steps, one line per run.
 Made for runs that differ in one setting (a dtype, XLA, a loss weight) with the
 same seed and steps, for example float32 against bfloat16.
 """
@@ -25,6 +27,10 @@ from common import run_dir
 
 flags.DEFINE_list("metrics", ["psnr", "ssim", "l1_hole"], "Held-out metrics to show.")
 flags.DEFINE_integer("last", 6, "Training logs averaged for the loss columns.")
+flags.DEFINE_string("figure", "", "Also draw held-out metric and training loss curves to "
+                    "this PNG.")
+flags.DEFINE_string("loss", "", "Training loss drawn in --figure; default: the first loss "
+                    "every run logs.")
 FLAGS = flags.FLAGS
 
 
@@ -86,6 +92,38 @@ def training_table(runs: dict[str, list[dict]], last: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shared_loss(runs: dict[str, list[dict]]) -> str | None:
+    """The first training loss (in the first run's order) that every run logs."""
+    keys = None
+    for records in runs.values():
+        summary = training_summary(records, last=1)
+        losses = [k for k in summary if k not in ("step", "images_per_second")]
+        keys = losses if keys is None else [k for k in keys if k in losses]
+    return keys[0] if keys else None
+
+
+def draw_curves(runs: dict[str, list[dict]], metric: str, loss: str | None, path: str) -> None:
+    """Held-out `metric` and training `loss` against steps, one line per run."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.5))
+    metric_axis, loss_axis = fig.subplots(1, 2)
+    for name, records in runs.items():
+        evals = [r for r in records if r.get("split") == "eval" and metric in r]
+        metric_axis.plot([r["step"] for r in evals], [r[metric] for r in evals], "o-",
+                         label=name)
+        train = [r for r in records if r.get("split") == "train" and loss in r]
+        loss_axis.plot([r["step"] for r in train], [r[loss] for r in train], label=name,
+                       linewidth=0.8)
+    metric_axis.set(xlabel="step", ylabel=metric, title=f"held-out {metric}")
+    loss_axis.set(xlabel="step", ylabel=loss, yscale="log", title=f"training {loss}")
+    for axis in (metric_axis, loss_axis):
+        axis.legend(fontsize=6)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
 def main(argv):
     workdirs = argv[1:]
     if not workdirs:
@@ -98,6 +136,13 @@ def main(argv):
     print(eval_table(runs, FLAGS.metrics))
     print("Training:\n")
     print(training_table(runs, FLAGS.last))
+    if FLAGS.figure:
+        loss = FLAGS.loss or shared_loss(runs)
+        if loss is None:
+            sys.exit("error: --figure: the runs log no training loss in common; name one "
+                     "with --loss.")
+        draw_curves(runs, FLAGS.metrics[0], loss, FLAGS.figure)
+        print(f"Wrote {FLAGS.figure}.")
     return 0
 
 

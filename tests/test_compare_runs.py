@@ -43,6 +43,20 @@ def test_tables_put_each_step_and_loss_side_by_side(tmp_path):
     assert f"| {bf16} | 20 | 22.0 | 0.4 |" in lines  # (20 + 24) / 2, (0.6 + 0.2) / 2
 
 
+def test_figure_draws_the_shared_loss_and_names_a_missing_one(tmp_path):
+    fp32, other = tmp_path / "fp32", tmp_path / "other"
+    _write_run(fp32, [_train(10, 0.5, 10.0), {"step": 10, "split": "eval", "psnr": 25.0}])
+    _write_run(other, [{"step": 10, "split": "train", "phase": "joint",
+                        "images_per_second": 5.0, "l2": 0.4}])
+    figure = tmp_path / "curves.png"
+    drawn = _compare(fp32, fp32, f"--figure={figure}")
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    assert figure.stat().st_size > 5_000 and f"Wrote {figure}" in drawn.stdout
+    unshared = _compare(fp32, other, f"--figure={tmp_path / 'none.png'}")
+    assert unshared.returncode != 0 and "--loss" in unshared.stderr
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_a_folder_without_metrics_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     result = _compare(tmp_path / "empty")
