@@ -24,6 +24,7 @@ from absl import flags
 
 from common import flags as common_flags
 from common import run_dir
+from common import visualize
 
 flags.DEFINE_list("metrics", ["psnr", "ssim", "l1_hole"], "Held-out metrics to show.")
 flags.DEFINE_integer("last", 6, "Training logs averaged for the loss columns.")
@@ -59,13 +60,17 @@ def eval_table(runs: dict[str, list[dict]], metrics: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Keys of a training record that are not losses.
+NOT_LOSSES = ("step", "split", "phase", "images_per_second")
+
+
 def training_summary(records: list[dict], last: int) -> dict[str, float]:
     """Last step, mean images/s over all logs, and each loss's mean over the last `last` logs."""
     train = [r for r in records if r.get("split") == "train"]
     if not train:
         return {}
     tail = train[-last:]
-    losses = [k for k in tail[-1] if k not in ("step", "split", "phase", "images_per_second")
+    losses = [k for k in tail[-1] if k not in NOT_LOSSES
               and all(isinstance(r.get(k), (int, float)) for r in tail)]
     summary = {"step": float(train[-1]["step"]),
                "images_per_second": sum(r["images_per_second"] for r in train) / len(train)}
@@ -78,8 +83,7 @@ def training_table(runs: dict[str, list[dict]], last: int) -> str:
     summaries = {name: training_summary(records, last) for name, records in runs.items()}
     losses = []
     for summary in summaries.values():
-        losses += [k for k in summary if k not in ("step", "images_per_second")
-                   and k not in losses]
+        losses += [k for k in summary if k not in NOT_LOSSES and k not in losses]
     header = ["run", "last step", "images/s (mean)"] + [f"{k} (last {last})" for k in losses]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in summaries.items():
@@ -96,32 +100,9 @@ def shared_loss(runs: dict[str, list[dict]]) -> str | None:
     """The first training loss (in the first run's order) that every run logs."""
     keys = None
     for records in runs.values():
-        summary = training_summary(records, last=1)
-        losses = [k for k in summary if k not in ("step", "images_per_second")]
+        losses = [k for k in training_summary(records, last=1) if k not in NOT_LOSSES]
         keys = losses if keys is None else [k for k in keys if k in losses]
     return keys[0] if keys else None
-
-
-def draw_curves(runs: dict[str, list[dict]], metric: str, loss: str | None, path: str) -> None:
-    """Held-out `metric` and training `loss` against steps, one line per run."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.5))
-    metric_axis, loss_axis = fig.subplots(1, 2)
-    for name, records in runs.items():
-        evals = [r for r in records if r.get("split") == "eval" and metric in r]
-        metric_axis.plot([r["step"] for r in evals], [r[metric] for r in evals], "o-",
-                         label=name)
-        train = [r for r in records if r.get("split") == "train" and loss in r]
-        loss_axis.plot([r["step"] for r in train], [r[loss] for r in train], label=name,
-                       linewidth=0.8)
-    metric_axis.set(xlabel="step", ylabel=metric, title=f"held-out {metric}")
-    loss_axis.set(xlabel="step", ylabel=loss, yscale="log", title=f"training {loss}")
-    for axis in (metric_axis, loss_axis):
-        axis.legend(fontsize=6)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=80)
 
 
 def main(argv):
@@ -141,7 +122,10 @@ def main(argv):
         if loss is None:
             sys.exit("error: --figure: the runs log no training loss in common; name one "
                      "with --loss.")
-        draw_curves(runs, FLAGS.metrics[0], loss, FLAGS.figure)
+        metric = FLAGS.metrics[0]
+        visualize.save_run_curves(runs, {name: loss for name in runs}, metric, FLAGS.figure,
+                                  loss_label=loss, loss_title=f"training {loss}",
+                                  metric_label=metric, metric_title=f"held-out {metric}")
         print(f"Wrote {FLAGS.figure}.")
     return 0
 

@@ -43,6 +43,7 @@ from common import evaluation
 from common import flags as common_flags
 from common import splits
 from common import run_dir
+from common import visualize
 from reproductions import inpainters
 from reproductions import papers
 
@@ -91,10 +92,10 @@ flags.DEFINE_string("figures", "benchmarks/figures", "Folder for faces_study.png
                     "faces_study_curves.png; empty: none.")
 flags.DEFINE_string("readme", "", "Also write the tables into this Markdown file.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16"],
-                  "Passed to every run's train.py: bfloat16 trains GLCIC, DMFN and Structural "
-                  "Inpainting 1.5-2.3 times faster on a CPU with AMX or AVX-512 BF16 (README, "
-                  "Performance). Use another --root, so that float32 runs are not resumed in "
-                  "bfloat16.")
+                  "Passed to every run's train.py: on a CPU with AMX or AVX-512 BF16, bfloat16 "
+                  "trains DMFN and Structural Inpainting in less than half the time and GLCIC "
+                  "1.2 times faster (README, Performance). Use another --root, so that float32 "
+                  "runs are not resumed in bfloat16.")
 flags.DEFINE_boolean("smoke", False, "Smoke configs, 2 steps each: a test of the study itself.")
 flags.DEFINE_boolean("train", True, "Train (or resume) the runs; --notrain evaluates what is "
                      "there.")
@@ -266,35 +267,20 @@ def figure(root: str, names: list[str], path: str, count: int = 4) -> None:
 
 def curves(root: str, names: list[str], path: str) -> None:
     """Each run's reconstruction loss and held-out PSNR against steps."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.5))
-    loss_axis, psnr_axis = fig.subplots(1, 2)
+    runs, loss_keys = {}, {}
     for name in names:
         metrics = os.path.join(root, name, "metrics.jsonl")
         if not os.path.exists(metrics):
             continue
-        with open(metrics) as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        train = [r for r in records if r.get("split") == "train"]
+        runs[name] = run_dir.read_metrics(metrics)
+        train = [r for r in runs[name] if r.get("split") == "train"]
         # The pixel reconstruction term, logged in every phase (the total loss
         # of a multi-phase run changes meaning between phases).
-        key = next((k for k in RECONSTRUCTION_KEYS if train and all(k in r for r in train)),
-                   None)
-        if key:
-            loss_axis.plot([r["step"] for r in train if key in r],
-                           [r[key] for r in train if key in r], label=f"{name} ({key})")
-        held_out = [r for r in records if r.get("split") == "eval" and "psnr" in r]
-        psnr_axis.plot([r["step"] for r in held_out], [r["psnr"] for r in held_out], "o-",
-                       label=name)
-    loss_axis.set(xlabel="step", ylabel="training loss", yscale="log",
-                  title="reconstruction loss (training)")
-    psnr_axis.set(xlabel="step", ylabel="PSNR (dB)", title="held-out faces, PSNR")
-    for axis in (loss_axis, psnr_axis):
-        axis.legend(fontsize=6)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=80)
+        loss_keys[name] = next((k for k in RECONSTRUCTION_KEYS
+                                if train and all(k in r for r in train)), None)
+    visualize.save_run_curves(runs, loss_keys, "psnr", path, loss_label="training loss",
+                              loss_title="reconstruction loss (training)",
+                              metric_label="PSNR (dB)", metric_title="held-out faces, PSNR")
 
 
 def study_report(root: str, names: list[str], tables: dict[str, list[dict]],

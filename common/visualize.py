@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+import os
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,3 +51,30 @@ def save_sample_grid(outputs: Mapping[str, np.ndarray], path: str, title: str = 
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def save_run_curves(runs: Mapping[str, Sequence[dict]], loss_keys: Mapping[str, str],
+                    metric: str, path: str, *, loss_label: str, loss_title: str,
+                    metric_label: str, metric_title: str) -> None:
+    """Two panels of metrics.jsonl records against steps, one line per run: each run's
+    training loss `loss_keys[name]` (log scale; runs without a key draw none) and its
+    held-out `metric` at every evaluation."""
+    fig = Figure(figsize=(10, 3.5))
+    FigureCanvasAgg(fig)
+    loss_axis, metric_axis = fig.subplots(1, 2)
+    for name, records in runs.items():
+        key = loss_keys.get(name)
+        if key:
+            train = [r for r in records if r.get("split") == "train" and key in r]
+            loss_axis.plot([r["step"] for r in train], [r[key] for r in train],
+                           label=f"{name} ({key})")
+        evals = [r for r in records if r.get("split") == "eval" and metric in r]
+        metric_axis.plot([r["step"] for r in evals], [r[metric] for r in evals], "o-",
+                         label=name)
+    loss_axis.set(xlabel="step", ylabel=loss_label, yscale="log", title=loss_title)
+    metric_axis.set(xlabel="step", ylabel=metric_label, title=metric_title)
+    for axis in (loss_axis, metric_axis):
+        axis.legend(fontsize=6)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=80)
