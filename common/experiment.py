@@ -97,8 +97,9 @@ def read_paper_config(workdir: str) -> tuple[str, dict]:
 
 # Fields added to the papers' configs after runs had been written without them,
 # and the value those older runs had in effect: GLCIC and DMFN padded their
-# stride-2 convolutions TensorFlow's way before they padded as their references.
-LEGACY_FIELD_VALUES = {"conv_padding": "tf_same"}
+# stride-2 convolutions TensorFlow's way before they padded as their references;
+# Structural Inpainting's generator ended linear before it ended in the port's ReLU.
+LEGACY_FIELD_VALUES = {"conv_padding": "tf_same", "output_activation": "linear"}
 
 
 def with_legacy_fields(config_class, fields: dict) -> dict:

@@ -1,5 +1,6 @@
 """Structural Inpainting: networks, the feature loss, stages, ablations and runs."""
 
+import dataclasses
 import json
 import os
 
@@ -46,12 +47,86 @@ def test_context_encoder_networks_are_an_option():
     assert np.isfinite(float(losses_["structural"]))
 
 
-def test_generator_output_is_a_linear_64x64_patch():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_generator_output_is_a_non_negative_64x64_patch(seed):
+    """The port's last conv keeps tf.contrib's default ReLU: no output is ever negative,
+    whatever the input and weights (random ones here, where 5-64 % of the last conv's
+    pre-activations are negative)."""
+    keras.utils.set_random_seed(seed)
     task = train_lib.build_task(tiny_config())
-    output = task.generator(tf.random.uniform([2, 128, 128, 3]), training=False)
+    inputs = tf.random.uniform([2, 128, 128, 3], -3.0, 3.0, seed=seed)
+    output = task.generator(inputs, training=False)
     assert output.shape == (2, 64, 64, 3)
-    assert task.generator.get_layer("output").activation.__name__ == "linear"
+    assert float(tf.reduce_min(output)) >= 0.0
+    assert float(tf.reduce_max(output)) > 0.0
+    assert float(tf.reduce_mean(tf.cast(output == 0.0, tf.float32))) > 0.02  # it does clip
     assert task.discriminator(output).shape == (2, 1)
+
+
+def test_generator_output_activation_of_older_runs_is_linear():
+    """--output_activation=linear rebuilds a run trained before the ReLU output: the same
+    weights then give the same pre-activations, negative ones included."""
+    keras.utils.set_random_seed(4)
+    relu_task = train_lib.build_task(tiny_config())
+    linear_task = train_lib.build_task(tiny_config(output_activation="linear"))
+    linear_task.generator.set_weights(relu_task.generator.get_weights())
+    inputs = tf.random.uniform([2, 128, 128, 3], seed=4)
+    linear = linear_task.generator(inputs).numpy()
+    assert linear.min() < 0
+    np.testing.assert_allclose(relu_task.generator(inputs).numpy(), np.maximum(linear, 0),
+                               atol=1e-6)
+
+
+def _flat_features(discriminator, patch):
+    """The discriminator's input to its logit layer."""
+    head = keras.Model(discriminator.input, discriminator.get_layer("flatten").output)
+    return head(patch).numpy()
+
+
+@pytest.mark.parametrize("logit_relu", [False, True])
+def test_discriminator_logit_by_hand_in_both_forms(logit_relu):
+    """The logit is flatten @ W + b: as it is by default, ReLU'd with --d_logit_relu
+    (the port's form), where a negative logit is 0 and passes no gradient."""
+    keras.utils.set_random_seed(5)
+    task = train_lib.build_task(tiny_config(d_logit_relu=logit_relu))
+    discriminator = task.discriminator
+    dense = discriminator.get_layer("logit")
+    patch = tf.random.uniform([4, 64, 64, 3], seed=5)
+    flat = _flat_features(discriminator, patch)
+    kernel = np.linspace(-1.0, 1.0, flat.shape[1], dtype=np.float32)[:, None]
+    # A bias that makes two of the four logits negative and two positive.
+    pre = flat @ kernel
+    bias = -float(np.median(pre))
+    dense.set_weights([kernel, np.array([bias], np.float32)])
+    by_hand = pre[:, 0] + bias
+    assert (by_hand < 0).sum() == 2
+    expected = np.maximum(by_hand, 0) if logit_relu else by_hand
+    with tf.GradientTape() as tape:
+        logits = discriminator(patch)
+        total = tf.reduce_sum(logits)
+    np.testing.assert_allclose(logits.numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
+    kernel_grad = tape.gradient(total, dense.kernel).numpy()[:, 0]
+    # d(sum of logits)/dW sums the flat features of the images whose logit passes.
+    passing = (by_hand > 0) if logit_relu else np.ones(4, bool)
+    np.testing.assert_allclose(kernel_grad, flat[passing].sum(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_optimizers_use_tf1_adam_epsilon_and_step_as_by_hand():
+    """Adam's epsilon is TF1's 1e-8, as the port's AdamOptimizer; one step by hand:
+    var -= lr * sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps), m = (1 - b1) g,
+    v = (1 - b2) g^2. A gradient of 1e-6 makes the epsilon matter: Keras' default 1e-7
+    would give a step 3.2 times smaller."""
+    task = train_lib.build_task(tiny_config())
+    for optimizer in (task.g_optimizer, task.g_joint_optimizer, task.d_optimizer):
+        assert optimizer.epsilon == 1e-8
+    lr, beta1, beta2, gradient = 2e-4, 0.5, 0.999, 1e-6
+    optimizer = train_lib._adam(lr, beta1)
+    variable = tf.Variable([1.0, -2.0])
+    optimizer.apply([tf.constant([gradient, -gradient])], [variable])
+    m, v = (1 - beta1) * gradient, (1 - beta2) * gradient ** 2
+    step = lr * np.sqrt(1 - beta2) / (1 - beta1) * m / (np.sqrt(v) + 1e-8)
+    assert step == pytest.approx(lr * 0.7597, rel=1e-3)  # 3.16e-8 / (3.16e-8 + 1e-8)
+    np.testing.assert_allclose(variable.numpy(), [1.0 - step, -2.0 + step], rtol=0, atol=1e-7)
 
 
 def hand_feature_loss(extractor, prediction01, target01, weights):
@@ -198,6 +273,27 @@ def test_stage_survives_a_resume(tmp_path):
     assert int(restored[0].g_joint_optimizer.iterations) == 2
     # The frozen VGG16 is not saved: no variable has the shape of its first kernel.
     assert not any(shape == [3, 3, 3, 64] for _, shape in tf.train.list_variables(latest))
+
+
+def test_a_run_from_before_the_relu_output_loads_linear_and_resumes_only_so(tmp_path):
+    """A config.json written before --output_activation existed is a linear-output run:
+    inference rebuilds it linear, and resuming it with the new default is refused."""
+    from reproductions import inpainters
+
+    config = tiny_config(lambda_adv=0.0)
+    PAPER.train(config, run_config(tmp_path, 1))
+    path = tmp_path / "config.json"
+    record = json.loads(path.read_text())
+    assert record["config"]["output_activation"] == "relu"
+    del record["config"]["output_activation"]
+    path.write_text(json.dumps(record))
+    _, task = inpainters.load_task(str(tmp_path))
+    assert task.generator.get_layer("output").activation.__name__ == "linear"
+    with pytest.raises(ValueError, match="--output_activation=linear"):
+        PAPER.train(config, run_config(tmp_path, 2))
+    result = PAPER.train(dataclasses.replace(config, output_activation="linear"),
+                         run_config(tmp_path, 2))
+    assert result.step == 2
 
 
 def test_cli_dry_run_and_smoke_run(tmp_path):

@@ -59,9 +59,14 @@ class Config:
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 64, "num_steps": 152_580,
                                                       "jit_compile": False}
 
-    architecture: str = option("port", "port: the TF port's networks (no normalisation, linear "
+    architecture: str = option("port", "port: the TF port's networks (no normalisation, ReLU "
                                "output); context_encoder: Pathak et al.'s (use "
                                "--bottleneck=4000 for theirs).", choices=model_lib.ARCHITECTURES)
+    output_activation: str = option("relu", "The port generator's last activation: relu (the "
+                                    "port's) or linear (runs written before the suite "
+                                    "followed the port).", choices=model_lib.OUTPUT_ACTIVATIONS)
+    d_logit_relu: bool = option(False, "ReLU the port discriminator's logit as the port does "
+                                "(no gradient through a negative logit); off: a linear logit.")
     lambda_feat: float = option(1.0, "Weight of the VGG16 feature loss; 0 turns it off.")
     feature_layers: Sequence[str] = option(("conv1_1", "conv2_1", "conv3_1"), "VGG16 taps.")
     feature_weights: Sequence[float] = option((1.0, 1.0, 1.0), "One weight per tap.")
@@ -91,6 +96,9 @@ class Config:
         if self.architecture not in model_lib.ARCHITECTURES:
             raise errors.UserError(f"--architecture must be one of {model_lib.ARCHITECTURES}, got "
                              f"{self.architecture!r}.")
+        if self.output_activation not in model_lib.OUTPUT_ACTIVATIONS:
+            raise errors.UserError(f"--output_activation must be one of "
+                                   f"{model_lib.OUTPUT_ACTIVATIONS}, got {self.output_activation!r}.")
         if self.feature_on not in FEATURE_INPUTS:
             raise errors.UserError(f"--feature_on must be one of {FEATURE_INPUTS}, got "
                              f"{self.feature_on!r}.")
@@ -113,7 +121,9 @@ class Config:
 
 
 def _adam(learning_rate: float, beta1: float) -> keras.optimizers.Optimizer:
-    return train_loop.make_optimizer(keras.optimizers.Adam(learning_rate, beta_1=beta1))
+    """Adam with TF1's `AdamOptimizer` epsilon (1e-8), as the port; Keras' default is 1e-7."""
+    return train_loop.make_optimizer(keras.optimizers.Adam(learning_rate, beta_1=beta1,
+                                                           epsilon=1e-8))
 
 
 class StructuralTask(train_loop.Task):
@@ -122,7 +132,8 @@ class StructuralTask(train_loop.Task):
     def __init__(self, config: Config):
         self.config = config
         if config.architecture == "port":
-            self.generator = model_lib.build_generator(config.width, config.bottleneck)
+            self.generator = model_lib.build_generator(config.width, config.bottleneck,
+                                                       config.output_activation)
         else:
             self.generator = ce_model.build_generator("center", ngf=config.width,
                                                       nef=config.width,
@@ -130,7 +141,8 @@ class StructuralTask(train_loop.Task):
         self.g_optimizer = _adam(config.lr, config.beta1)
         self.discriminator = self.g_joint_optimizer = self.d_optimizer = None
         if config.adversarial:
-            self.discriminator = (model_lib.build_discriminator(config.width // 2)
+            self.discriminator = (model_lib.build_discriminator(config.width // 2,
+                                                                config.d_logit_relu)
                                   if config.architecture == "port"
                                   else ce_model.build_discriminator("center", ndf=config.width))
             # The port's joint stage trains the generator with a second Adam
@@ -166,7 +178,7 @@ class StructuralTask(train_loop.Task):
     def phase_name(self, phase: int) -> str:
         return PHASES[phase]
 
-    # The port works in [0, 1] with a gray fill and a linear output; Pathak et
+    # The port works in [0, 1] with a gray fill and a ReLU output; Pathak et
     # al.'s networks in [-1, 1] with the mean-pixel fill and tanh. These four
     # conversions are the only places the two differ.
     def network_input(self, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
