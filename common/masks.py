@@ -675,3 +675,20 @@ def apply_fill(image, mask, fill) -> tf.Tensor:
         raise ValueError(f"fill has {fill.shape[0]} values for an image of {image.shape[-1]} channels.")
     holes = tf.convert_to_tensor(mask) > 0.5
     return tf.where(holes, tf.broadcast_to(fill, tf.shape(image)), image)
+
+
+def blank_hole(image, mask) -> tf.Tensor:
+    """`image` with every hole pixel set to the mean colour of that image's known pixels.
+
+    image: [N, H, W, C]; mask: [N, H, W, 1] (> 0.5 = hole). Inference applies
+    this first, before any resizing, padding or cropping, so that what lay
+    under the hole can never reach a network (an antialiased resize or a
+    reflected border would otherwise mix it into "known" pixels). The mean of
+    the known pixels bleeds into a resized border as a plain colour would,
+    without favouring black or white. An image without a known pixel keeps 0.
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    known = tf.cast(tf.convert_to_tensor(mask) <= 0.5, tf.float32)
+    count = tf.reduce_sum(known, axis=[1, 2], keepdims=True)
+    mean = tf.reduce_sum(image * known, axis=[1, 2], keepdims=True) / tf.maximum(count, 1.0)
+    return image * known + mean * (1.0 - known)

@@ -30,6 +30,7 @@ from absl import app
 from absl import flags
 
 from common import flags as common_flags
+from common import masks
 from common import train_loop
 from common.errors import UserError
 from reproductions import inpainters
@@ -42,6 +43,8 @@ def serving_function(paper: str, task: train_loop.Task):
 
     def serve(image, mask):
         mask = tf.cast(mask > 0.5, tf.float32)
+        # Nothing under the hole reaches the network (see inpainters._check).
+        image = masks.blank_hole(image, mask)
         height, width = tf.shape(image)[1], tf.shape(image)[2]
         if policy == "resize":
             small = tf.image.resize(image, [size, size], antialias=True)
@@ -53,7 +56,7 @@ def serving_function(paper: str, task: train_loop.Task):
             padding = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
             padded = tf.pad(image, padding, mode="REFLECT")
             composite = task.predict({"image": padded * 2.0 - 1.0,
-                                      "mask": tf.pad(mask, padding)})["composite"]
+                                      "mask": tf.pad(mask, padding, mode="REFLECT")})["composite"]
             completed = (composite[:, :height, :width] + 1.0) / 2.0
         return mask * tf.clip_by_value(completed, 0.0, 1.0) + (1.0 - mask) * image
 

@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from common import baselines
 from common import experiment
+from common import masks
 from common.errors import UserError
 from common import run_dir
 from common import train_loop
@@ -60,6 +61,8 @@ Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(image with its hole blanked, bool mask): checked shapes, and nothing of what
+    lay under the hole left for a network to see (common.masks.blank_hole)."""
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must be HxWx3 RGB, got shape {image.shape}.")
@@ -69,7 +72,9 @@ def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
                          f"{image.shape[0]}x{image.shape[1]}.")
-    return image, mask.astype(bool)
+    mask = mask.astype(bool)
+    blanked = masks.blank_hole(image[None], mask[None, ..., None].astype(np.float32))
+    return blanked.numpy()[0], mask
 
 
 def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
@@ -183,7 +188,8 @@ class PaperInpainter:
         _, multiple = self.record.size_policy
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        padded_mask = np.pad(mask, ((0, pad_h), (0, pad_w))).astype(np.float32)
+        # The mask is reflected with the image: a reflected hole pixel is unknown too.
+        padded_mask = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="reflect").astype(np.float32)
         return self._complete(padded[None], padded_mask[None, ..., None])[:height, :width]
 
 

@@ -38,6 +38,65 @@ def test_trained_runs_complete_images_of_any_size(trained, paper):
         assert np.all((completed >= 0) & (completed <= 1))
 
 
+def noisy_under_the_hole(image, mask, seed=0):
+    """`image` with uniform noise in place of its hole pixels."""
+    noise = np.random.default_rng(seed).uniform(0, 1, image.shape).astype(np.float32)
+    return np.where(mask[..., None], noise, image)
+
+
+def holes_at_the_border(height, width):
+    """A box inside and a box touching the bottom-right corner, where padding reflects."""
+    mask = hole(height, width)
+    mask[height - 9:, width - 13:] = True
+    return mask
+
+
+def method_variants(trained, tmp_path_factory):
+    """(name, inpainter) of every method and path: baselines, each paper's run with
+    both fits and a window around the hole, and each paper's SavedModel."""
+    from common import baselines
+
+    variants = [(name, inpainters.load(name)) for name in baselines.BASELINES]
+    for paper in papers.PAPERS:
+        method = f"{paper}:{trained[paper]}"
+        for fit in inpainters.FITS:
+            variants.append((f"{method} --fit={fit}", inpainters.load(method, fit=fit)))
+        if papers.get(paper).fully_convolutional:  # 6,300 px > 6,000: a window, 2 px around
+            _, task = inpainters.load_task(trained[paper])
+            variants.append((f"{method} window", inpainters.PaperInpainter(
+                paper, task, max_megapixels=0.006, context=2)))
+        saved = str(tmp_path_factory.mktemp(f"{paper}_saved") / "model")
+        export.export(trained[paper], saved)
+        variants.append((f"saved_model:{paper}", inpainters.load(f"saved_model:{saved}")))
+    return variants
+
+
+def test_no_method_sees_what_lies_under_the_hole(trained, tmp_path_factory):
+    """Every method and path gives the bit-identical output whether the hole holds the
+    true pixels or noise: the hole is blanked before any resize, pad or window."""
+    image = smooth_image(70, 90)
+    image[20:50, 10:60] = np.random.default_rng(1).uniform(0, 1, (30, 50, 3))  # texture
+    mask = holes_at_the_border(70, 90)
+    noisy = noisy_under_the_hole(image, mask)
+    for name, inpainter in method_variants(trained, tmp_path_factory):
+        clean, dirty = inpainter(image, mask), inpainter(noisy, mask)
+        np.testing.assert_array_equal(clean, dirty, err_msg=name)
+        np.testing.assert_array_equal(clean[~mask], image[~mask], err_msg=name)
+
+
+def test_blank_hole_sets_the_hole_to_the_known_mean():
+    from common import masks
+
+    image = np.zeros((2, 2, 2, 3), np.float32)
+    image[0, :, :, 0] = [[0.2, 0.4], [0.9, 0.6]]
+    mask = np.zeros((2, 2, 2, 1), np.float32)
+    mask[0, 1, 0] = 1.0  # the 0.9 is the hole: known mean (0.2 + 0.4 + 0.6) / 3 = 0.4
+    mask[1] = 1.0  # no known pixel: 0
+    blanked = masks.blank_hole(image + mask * 7.0, mask).numpy()
+    np.testing.assert_allclose(blanked[0, :, :, 0], [[0.2, 0.4], [0.4, 0.6]], atol=1e-7)
+    np.testing.assert_array_equal(blanked[1], 0.0)
+
+
 def test_center_model_fills_its_central_hole(trained):
     inpainter = inpainters.load(f"context_encoder:{trained['context_encoder']}")
     image = smooth_image(128, 128)
