@@ -100,29 +100,6 @@ def _check_image_size(image_size) -> int:
     return int(image_size)
 
 
-def _open_image(path: str, what: str) -> Image.Image:
-    """The fully decoded PIL image of `path`, or a ValueError naming the file."""
-    try:
-        with Image.open(path) as image:
-            image.load()  # decodes everything now: truncated files fail here
-            return image.copy()
-    except Exception as error:  # PIL raises many types for broken files
-        raise UserError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
-
-
-def _to_8bit(image: Image.Image, mode: str) -> Image.Image:
-    """`image` converted to 8-bit `mode` ("RGB" or "L"), alpha dropped."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        # PIL clamps 16-bit values at 255 when converting; rescale instead.
-        values = np.asarray(image, np.float64) / 65535.0 * 255.0
-        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
-    elif image.mode == "P":
-        image = image.convert("RGBA")  # palette transparency becomes alpha, then dropped
-    # PIL's RGBA -> RGB drops alpha without compositing, as the training
-    # pipeline (common.data.decode_rgb) does.
-    return image.convert(mode)
-
-
 def load_image(path: str, image_size: int) -> np.ndarray:
     """Reads an image file as float32 [S, S, 3] RGB in [0, 1].
 
@@ -135,7 +112,7 @@ def load_image(path: str, image_size: int) -> np.ndarray:
       ValueError: naming the file if it cannot be decoded.
     """
     image_size = _check_image_size(image_size)
-    image = _to_8bit(_open_image(path, "image"), "RGB")
+    image = image_files.to_8bit(image_files.open_image(path, "image"), "RGB")
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
@@ -156,7 +133,7 @@ def load_mask(path: str, image_size: int) -> np.ndarray:
       ValueError: naming the file if it cannot be decoded.
     """
     image_size = _check_image_size(image_size)
-    gray = _to_8bit(_open_image(path, "mask"), "L")
+    gray = image_files.to_8bit(image_files.open_image(path, "mask"), "L")
     if gray.size != (image_size, image_size):
         gray = gray.resize((image_size, image_size), Image.Resampling.NEAREST)
     return np.asarray(gray) > 127
@@ -376,6 +353,24 @@ def _save_pngs(output_dir: str, name: str, target: np.ndarray, mask: np.ndarray,
     Image.fromarray(_to_uint8(composite)).save(os.path.join(output_dir, f"{name}_composite.png"))
 
 
+# What an evaluation writes into its output folder, besides metrics.json.
+OUTPUT_SUFFIXES = ("_target.png", "_mask.png", "_input.png", "_composite.png")
+
+
+def clear_previous_evaluation(output_dir: str) -> int:
+    """Removes what an earlier evaluation wrote into `output_dir` (metrics.json and the
+    per-image PNGs), so that none of its images stays beside new metrics; other files
+    are left alone. Returns how many files were removed."""
+    if not os.path.isdir(output_dir):
+        return 0
+    removed = 0
+    for name in os.listdir(output_dir):
+        if name == "metrics.json" or name.endswith(OUTPUT_SUFFIXES):
+            os.remove(os.path.join(output_dir, name))
+            removed += 1
+    return removed
+
+
 def write_json_atomic(path: str, data) -> None:
     """Writes JSON to a temporary file, then renames it: readers never see half a file."""
     tmp = path + ".tmp"
@@ -396,13 +391,15 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
 
     Args:
       inpainter: callable(image, mask) -> composite (see the module docstring).
-        It receives the true image: it must not read hole pixels.
+        It receives the image with its hole blanked (common.masks.blank_hole),
+        so no method can score with pixels it was not given.
       images_dir: folder of images, searched recursively; unreadable files
         are skipped, logged and listed under "skipped".
       mask_source: one of MASK_SOURCES or a folder of mask images.
       image_size: side S of the square images and masks.
       output_dir: created if needed; gets NAME_{target,mask,input,composite}.png
-        per image and metrics.json.
+        per image and metrics.json, after what an earlier evaluation wrote
+        there is removed (`clear_previous_evaluation`).
       limit: evaluate only the first `limit` images (sorted by path).
       method: the name recorded and shown; default the inpainter's __name__.
       options: the inpainter's settings that change its outputs (e.g. GLCIC's
@@ -439,6 +436,7 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
     scanned = image_files.scan_image_folder(images_dir)
     names = output_names(scanned.files, images_dir)  # over all files: stable under `limit`
     pairs = list(zip(scanned.files, names))[:limit]
+    clear_previous_evaluation(output_dir)
     os.makedirs(output_dir, exist_ok=True)
 
     # A centre-region model fills only part of a hole elsewhere: count what it leaves.
@@ -448,8 +446,10 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         target = load_image(path, image_size)
         mask = mask_for(name, mask_source, image_size, mask_files)
         start = time.perf_counter()
-        # A copy, so an inpainter that writes into its input cannot change the target.
-        result = inpainter(target.copy(), mask.copy())
+        # The hole blanked (a copy, so an inpainter that writes into its input cannot
+        # change the target either).
+        hidden = common_masks.blank_hole(target[None], mask[None, ..., None].astype(np.float32))
+        result = inpainter(hidden.numpy()[0], mask.copy())
         seconds += time.perf_counter() - start
         composite = _check_output(result, target, mask, name)
         _save_pngs(output_dir, name, target, mask, composite)

@@ -13,8 +13,10 @@ import dataclasses
 import os
 from typing import Iterator, Sequence
 
+import numpy as np
 from absl import logging
 from PIL import Image
+from PIL import ImageOps
 
 from common.errors import UserError
 
@@ -119,3 +121,101 @@ def scan_image_folder(folder: str, num_workers: int | None = None) -> ImageFolde
             f"No usable image in {folder!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
             f" ({len(candidates)} candidate(s), {len(skipped)} unreadable).")
     return ImageFolder(files=files, skipped=skipped)
+
+
+# --------------------------------------------------------------------------
+# Reading one photo or mask as a person sees it, and writing a result.
+# --------------------------------------------------------------------------
+
+# Extensions a result may be written to without changing a pixel (WebP in its
+# lossless mode), and those that change pixels (JPEG), with PIL's save options.
+LOSSLESS_OUTPUTS = {".png": {}, ".bmp": {}, ".tif": {}, ".tiff": {}, ".webp": {"lossless": True}}
+LOSSY_OUTPUTS = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}}
+
+
+def open_image(path: str, what: str) -> Image.Image:
+    """The fully decoded PIL image of `path`, or a UserError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes everything now: truncated files fail here
+            return image.copy()
+    except FileNotFoundError as error:
+        raise UserError(f"{what} {path!r} does not exist.") from error
+    except Exception as error:  # PIL raises many types for broken files
+        raise UserError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
+
+
+def to_8bit(image: Image.Image, mode: str) -> Image.Image:
+    """`image` converted to 8-bit `mode` ("RGB" or "L"), alpha dropped.
+
+    16-bit grayscale is rescaled (PIL's own conversion clips it at 255, which
+    turns a 16-bit photo white); grayscale with alpha keeps its gray.
+    """
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        values = np.asarray(image, np.float64) / 65535.0 * 255.0
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        values = np.asarray(image, np.float64) * (255.0 if np.max(image) <= 1.0 else 1.0)
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")  # palette transparency becomes alpha, then dropped
+    elif image.mode == "LA":
+        image = image.convert("L")
+    # PIL's RGBA -> RGB drops alpha without compositing, as the training
+    # pipeline (common.data.decode_rgb) does.
+    return image.convert(mode)
+
+
+def as_shown(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation says a viewer shows it (a phone's
+    portrait is stored sideways with orientation 6); unchanged without one."""
+    return ImageOps.exif_transpose(image)
+
+
+def read_photo(path: str, what: str = "--image") -> np.ndarray:
+    """A photo as float32 HxWx3 RGB in [0, 1], as a viewer shows it: EXIF
+    orientation applied, 16-bit and grayscale (with or without alpha) converted."""
+    image = as_shown(open_image(path, what))
+    return np.asarray(to_8bit(image, "RGB"), np.float32) / 255.0
+
+
+def read_mask_file(path: str, what: str = "--mask") -> np.ndarray:
+    """A white-is-hole mask image as bool HxW, as a viewer shows it.
+
+    A mask with transparent pixels is refused: transparency means opposite
+    things in the two usual ways of making one (erased pixels are the hole;
+    strokes painted on a transparent layer are the hole), so it cannot be read
+    without a guess.
+    """
+    image = as_shown(open_image(path, what))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") and np.asarray(image.getchannel("A")).min() < 255:
+        raise UserError(f"{what} {path!r} has transparent pixels; a mask is read as white = hole, "
+                        "black = known, and transparency is ambiguous (erased pixels, or the "
+                        "background of painted strokes): flatten it to an opaque white-on-black "
+                        "image.")
+    return np.asarray(to_8bit(image, "L")) > 127
+
+
+def check_output_extension(path: str, lossy: bool, what: str = "--output") -> dict:
+    """PIL's save options for `path`'s extension; refuses an unknown extension, and a
+    lossy one (which changes known pixels) unless `lossy`."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension in LOSSLESS_OUTPUTS:
+        return LOSSLESS_OUTPUTS[extension]
+    if extension in LOSSY_OUTPUTS:
+        if not lossy:
+            raise UserError(f"{what} {path!r}: {extension} is lossy and would change the known "
+                            "pixels too; write .png (or .webp, .bmp, .tif), or pass --lossy to "
+                            "accept that.")
+        return LOSSY_OUTPUTS[extension]
+    raise UserError(f"{what} {path!r}: unsupported extension {extension or '(none)'!r}; expected "
+                    f"one of {', '.join(LOSSLESS_OUTPUTS)} (lossless) or "
+                    f"{', '.join(LOSSY_OUTPUTS)} (with --lossy).")
+
+
+def save_rgb(image: np.ndarray, path: str, options: dict) -> None:
+    """Writes float32 HxWx3 in [0, 1] as 8-bit RGB with PIL's save `options`."""
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    Image.fromarray(pixels).save(path, **options)

@@ -19,6 +19,7 @@ The metrics are defined in common/evaluation.py and in README.md.
 from __future__ import annotations
 
 import json
+import os
 
 from absl import app
 from absl import flags
@@ -34,8 +35,11 @@ flags.DEFINE_string("images", None, "Folder of photos (searched recursively; any
 flags.DEFINE_string("masks", "center", "A folder of mask images (white = hole) or one of "
                     f"{', '.join(evaluation.MASK_SOURCES)}.")
 flags.DEFINE_integer("image_size", 256, "Side the images are cropped and resized to.")
-flags.DEFINE_string("output", None, "Folder for metrics.json and the images.")
-flags.DEFINE_integer("limit", None, "Evaluate only the first N images.")
+flags.DEFINE_string("output", None, "Folder for metrics.json and the images; a folder that "
+                    "is not empty needs --overwrite.")
+flags.DEFINE_boolean("overwrite", False, "Write into a --output that is not empty, replacing "
+                     "the metrics.json and images of the evaluation there.")
+flags.DEFINE_integer("limit", None, "Evaluate only the first N images (N >= 1).")
 flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending (the "
                      "paper's; the official inpaint.lua never runs it).")
 flags.DEFINE_enum("fit", "pad", ["pad", "resize"], "GLCIC and DMFN: reflect-pad to a multiple "
@@ -50,6 +54,14 @@ def main(argv):
         if not values[name].value:
             raise app.UsageError(f"--{name} is required.")
     with common_flags.user_errors():
+        if values.limit is not None and values.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {values.limit}.")
+        if (os.path.isdir(values.output) and os.listdir(values.output)
+                and not values.overwrite):
+            raise UserError(f"--output {values.output!r} is not empty; pass --overwrite to "
+                            "replace the evaluation there, or give a new folder.")
+        if os.path.exists(values.output) and not os.path.isdir(values.output):
+            raise UserError(f"--output {values.output!r} is a file; give a folder.")
         if values.image_size < 16:
             raise UserError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
                              f"{values.image_size}.")

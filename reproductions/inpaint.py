@@ -14,11 +14,15 @@ import sys
 import numpy as np
 from absl import app
 from absl import flags
-from PIL import Image
 
 from common import flags as common_flags
+from common import image_files
 from common.errors import UserError
 from reproductions import inpainters
+
+# Above this share of hole pixels a mask is probably inverted (black = hole); the
+# folder loaders refuse such masks (common.masks.load_mask_folder), one photo warns.
+INVERTED_COVERAGE = 0.5
 
 
 def define_flags() -> None:
@@ -26,10 +30,14 @@ def define_flags() -> None:
     (tests, other tools) defines none."""
     flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
                         "saved_model:PATH")
-    flags.DEFINE_string("image", None, "The photo (JPEG, PNG, BMP or WEBP; grayscale and RGBA "
-                        "are converted to RGB).")
-    flags.DEFINE_string("mask", None, "The mask image, same size as the photo, white = hole.")
-    flags.DEFINE_string("output", None, "Where to write the completed image (PNG or JPEG).")
+    flags.DEFINE_string("image", None, "The photo (JPEG, PNG, BMP or WEBP; grayscale, 16-bit "
+                        "and RGBA are converted to RGB), read as shown: EXIF orientation applied.")
+    flags.DEFINE_string("mask", None, "The mask image, the photo's size as shown, white = hole, "
+                        "opaque (a mask with transparency is refused).")
+    flags.DEFINE_string("output", None, "Where to write the completed image: .png, .webp "
+                        "(lossless), .bmp or .tif keep every known pixel; .jpg needs --lossy.")
+    flags.DEFINE_boolean("lossy", False, "Allow a lossy --output (.jpg), which changes known "
+                         "pixels by a few levels.")
     flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blending, the "
                          "paper's post-processing (the official inpaint.lua never runs it).")
     flags.DEFINE_boolean("overwrite", False, "Replace --output if it exists (never the photo or "
@@ -43,28 +51,17 @@ def define_flags() -> None:
 
 
 def read_image(path: str) -> np.ndarray:
-    """An RGB photo as float32 in [0, 1]."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), np.float32) / 255.0
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"--image {path!r} does not exist.") from error
-    except OSError as error:
-        raise UserError(f"--image {path!r} is not a readable image: {error}") from error
+    """An RGB photo as float32 in [0, 1], as a viewer shows it (EXIF orientation applied)."""
+    return image_files.read_photo(path, "--image")
 
 
 def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
-    """A white-is-hole mask image as bool HxW; checked against the photo's size."""
-    try:
-        with Image.open(path) as image:
-            mask = np.asarray(image.convert("L")) > 127
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"--mask {path!r} does not exist.") from error
-    except OSError as error:
-        raise UserError(f"--mask {path!r} is not a readable image: {error}") from error
+    """A white-is-hole mask image as bool HxW; checked against the photo's shown size."""
+    mask = image_files.read_mask_file(path, "--mask")
     if mask.shape != size:
         raise UserError(f"--mask {path!r} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
-                         f"is {size[1]}x{size[0]}: the mask must have the photo's size.")
+                         f"is {size[1]}x{size[0]} as shown (after its EXIF orientation): the "
+                         "mask must have the photo's size.")
     if not mask.any():
         raise UserError(f"--mask {path!r} has no hole: mark the pixels to fill in white.")
     if mask.all():
@@ -72,38 +69,52 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def check_output(output_path: str, inputs: tuple[str, ...], overwrite: bool) -> None:
-    """Refuses, before any work, an output that cannot be written or would destroy a file."""
+def inverted_mask_warning(path: str, mask: np.ndarray) -> str:
+    """A warning when the hole covers more than half the photo, as an inverted mask
+    (black = hole) does; "" otherwise."""
+    coverage = float(mask.mean())
+    if coverage <= INVERTED_COVERAGE:
+        return ""
+    return (f"the hole of --mask {path!r} covers {coverage:.0%} of the photo. White is the "
+            "hole; if your mask marks the hole in black, invert it.")
+
+
+def check_output(output_path: str, inputs: tuple[str, ...], overwrite: bool,
+                 lossy: bool = False) -> dict:
+    """Refuses, before any work, an output that cannot be written, would destroy a file, or
+    would change known pixels unasked; returns PIL's save options for it."""
     real = os.path.realpath(output_path)
     for path in inputs:
         if os.path.exists(path) and os.path.realpath(path) == real:
             raise UserError(f"--output {output_path!r} is one of the input files; write the "
                             "result elsewhere.")
+    options = image_files.check_output_extension(output_path, lossy)
     if os.path.exists(output_path) and not overwrite:
         raise UserError(f"--output {output_path!r} exists; pass --overwrite to replace it.")
     folder = os.path.dirname(output_path) or "."
     if not os.path.isdir(folder):
         raise UserError(f"--output: the folder {folder!r} does not exist.")
-    extension = os.path.splitext(output_path)[1].lower()
-    if extension not in Image.registered_extensions():
-        raise UserError(f"--output {output_path!r}: unknown image extension {extension!r}; use "
-                        ".png or .jpg.")
+    return options
 
 
 def inpaint_file(method: str, image_path: str, mask_path: str, output_path: str,
                  postprocess: bool = True, fit: str = "pad", overwrite: bool = False,
-                 max_megapixels: float = inpainters.MAX_MEGAPIXELS) -> np.ndarray:
+                 max_megapixels: float = inpainters.MAX_MEGAPIXELS,
+                 lossy: bool = False) -> np.ndarray:
     """Reads, inpaints and writes one photo; returns the completed image in [0, 1]."""
-    check_output(output_path, (image_path, mask_path), overwrite)
+    save_options = check_output(output_path, (image_path, mask_path), overwrite, lossy)
     image = read_image(image_path)
     mask = read_mask(mask_path, image.shape[:2])
+    warning = inverted_mask_warning(mask_path, mask)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     inpainter = inpainters.load(method, postprocess=postprocess, fit=fit,
                                 max_megapixels=max_megapixels)
     completed = inpainter(image, mask)
     warning = inpainters.unfilled_warning(method, inpainter, mask)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    Image.fromarray(np.round(np.clip(completed, 0, 1) * 255).astype(np.uint8)).save(output_path)
+    image_files.save_rgb(completed, output_path, save_options)
     return completed
 
 
@@ -116,7 +127,7 @@ def main(argv):
     with common_flags.user_errors():
         inpaint_file(flags.FLAGS.method, flags.FLAGS.image, flags.FLAGS.mask, flags.FLAGS.output,
                      flags.FLAGS.postprocess, flags.FLAGS.fit, flags.FLAGS.overwrite,
-                     flags.FLAGS.max_megapixels)
+                     flags.FLAGS.max_megapixels, flags.FLAGS.lossy)
     print(f"Wrote {flags.FLAGS.output}")
     return 0
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -240,11 +241,76 @@ def test_inpaint_output_is_checked_before_any_work(tmp_path):
     photo.write_bytes(b"x")
     cases = {str(photo): "is one of the input files",
              str(tmp_path / "missing" / "out.png"): "does not exist",
-             str(tmp_path / "out.unknown"): "unknown image extension"}
+             str(tmp_path / "out.unknown"): "unsupported extension '.unknown'",
+             str(tmp_path / "out.pdf"): "unsupported extension '.pdf'",
+             str(tmp_path / "out.gif"): "unsupported extension '.gif'",
+             str(tmp_path / "out"): "unsupported extension '(none)'",
+             str(tmp_path / "out.jpg"): "is lossy and would change the known pixels"}
     for output, message in cases.items():
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=re.escape(message)):
             inpaint.check_output(output, (str(photo),), overwrite=True)
-    inpaint.check_output(str(tmp_path / "out.jpg"), (str(photo),), overwrite=False)
+    assert inpaint.check_output(str(tmp_path / "out.jpg"), (str(photo),), overwrite=False,
+                                lossy=True) == {"quality": 95}
+    assert inpaint.check_output(str(tmp_path / "out.webp"), (str(photo),),
+                                overwrite=False) == {"lossless": True}
+
+
+@pytest.mark.parametrize("extension", [".png", ".webp", ".bmp", ".tif"])
+def test_lossless_outputs_keep_every_known_pixel(tmp_path, extension):
+    from common import image_files
+
+    image = np.random.default_rng(0).uniform(0, 1, (20, 30, 3)).astype(np.float32)
+    image = np.round(image * 255) / 255
+    path = str(tmp_path / f"out{extension}")
+    image_files.save_rgb(image, path, image_files.check_output_extension(path, lossy=False))
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")),
+                                  np.round(image * 255).astype(np.uint8))
+
+
+def test_photos_are_read_as_shown(tmp_path):
+    """EXIF orientation applied; 16-bit gray rescaled, not clipped; gray with alpha kept."""
+    from common import image_files
+
+    stored = (smooth_image(40, 60) * 255).astype(np.uint8)  # 40 rows, 60 columns as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to show": a phone's portrait
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=100)
+    shown = image_files.read_photo(str(tmp_path / "portrait.jpg"))
+    assert shown.shape == (60, 40, 3)
+    np.testing.assert_allclose(shown, np.rot90(stored, k=-1) / 255.0, atol=0.03)
+
+    sixteen = (np.linspace(0, 65535, 12 * 10).reshape(12, 10)).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")
+    gray = image_files.read_photo(str(tmp_path / "sixteen.png"))
+    np.testing.assert_allclose(gray[..., 0], np.round(sixteen / 65535 * 255) / 255, atol=1e-6)
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+
+    la = np.stack([stored[..., 1], np.full_like(stored[..., 1], 7)], -1)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    read = image_files.read_photo(str(tmp_path / "la.png"))
+    np.testing.assert_array_equal(read[..., 0], stored[..., 1] / np.float32(255))
+
+
+def test_masks_with_transparency_are_refused_and_inverted_ones_warned(tmp_path):
+    from common import image_files
+    from reproductions import inpaint
+
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = 255
+    opaque = tmp_path / "opaque.png"
+    Image.fromarray(rgba, "RGBA").save(opaque)
+    assert image_files.read_mask_file(str(opaque)).all()  # opaque RGBA: white = hole
+    rgba[5:10, 5:10, 3] = 0  # an eraser's hole
+    erased = tmp_path / "erased.png"
+    Image.fromarray(rgba, "RGBA").save(erased)
+    with pytest.raises(ValueError, match="has transparent pixels"):
+        image_files.read_mask_file(str(erased))
+    mask = np.ones((20, 30), bool)
+    mask[:4] = False  # 80 % hole
+    assert "covers 80% of the photo" in inpaint.inverted_mask_warning("m.png", mask)
+    assert inpaint.inverted_mask_warning("m.png", ~mask) == ""
 
 
 def test_export_refuses_to_write_over_a_file(tmp_path):
@@ -306,3 +372,24 @@ def test_inpaint_eval_command_for_a_baseline_and_a_trained_run(trained, tmp_path
                              f"--output={tmp_path}/x"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 1 and "stars" in result.stderr
+
+    def telea_into(output, *extra):
+        return subprocess.run([script, "--method=telea", f"--images={images}", "--masks=bbox",
+                               "--image_size=32", f"--output={output}", *extra],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+    # A folder that holds an evaluation is replaced only when asked, and then wholly.
+    output = tmp_path / "telea"
+    (output / "notes.txt").write_text("mine")
+    result = telea_into(output, "--limit=1")
+    assert result.returncode == 1 and "is not empty; pass --overwrite" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = telea_into(output, "--limit=1", "--overwrite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(output)) == ["metrics.json", "notes.txt", "p0_composite.png",
+                                          "p0_input.png", "p0_mask.png", "p0_target.png"]
+    for limit in ("0", "-2"):
+        result = telea_into(tmp_path / "y", f"--limit={limit}")
+        assert result.returncode == 1 and "--limit must be at least 1" in result.stderr
+        assert "Traceback" not in result.stderr
