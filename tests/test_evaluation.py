@@ -76,16 +76,28 @@ def test_constant_fill_matches_hand_computation(tmp_path):
     assert first["l2"] == pytest.approx(0.01, abs=1e-6)
 
 
-def test_oracle_scores_perfectly(tmp_path):
+def test_no_method_is_given_the_pixels_under_the_hole(tmp_path):
+    """Returning its input is no oracle: the hole arrives blanked to the known pixels'
+    mean, so such a method scores exactly as the mean fill does."""
     images = tmp_path / "images"
     save_rgb(str(images / "photo.png"), random_photo(0, SIZE, SIZE))
-    results = evaluation.evaluate(lambda image, mask: image, str(images), "bbox", SIZE,
-                                  str(tmp_path / "out"), method="oracle")
-    overall = results["overall"]
-    assert results["method"] == "oracle"
-    assert overall["psnr"] == pytest.approx(100.0)
-    assert overall["ssim"] == pytest.approx(1.0, abs=1e-6)
-    assert overall["l1_hole"] == 0.0 and overall["l2_hole"] == 0.0 and overall["l1"] == 0.0
+    seen = []
+
+    def peeking(image, mask):
+        seen.append(image[mask])
+        return image
+
+    results = evaluation.evaluate(peeking, str(images), "bbox", SIZE, str(tmp_path / "out"),
+                                  method="peeking")
+    mean_fill = evaluation.evaluate(baselines.mean_fill, str(images), "bbox", SIZE,
+                                    str(tmp_path / "mean"))
+    assert results["method"] == "peeking"
+    assert results["overall"] == pytest.approx(mean_fill["overall"], rel=1e-5)
+    assert results["overall"]["psnr"] < 40
+    target = evaluation.load_image(str(images / "photo.png"), SIZE)
+    mask = evaluation.mask_for("photo", "bbox", SIZE)
+    np.testing.assert_allclose(seen[0], np.broadcast_to(target[~mask].mean(axis=0),
+                                                        seen[0].shape), atol=1e-6)
 
 
 class LeftHalfOnly:
