@@ -164,14 +164,45 @@ def resolved_flag_lines(values: flags.FlagValues = flags.FLAGS) -> tuple[str, ..
     return tuple(sorted(set(lines)))
 
 
+def quote_flag_line(line: str) -> str:
+    """`line` ("--name=value") as a flagfile keeps it: a value with white space at
+    either end, or that starts with a double quote, is written as a JSON string
+    ("--workdir=\"runs/a \""), since flagfile lines are stripped when read."""
+    name, equals, value = line.partition("=")
+    if equals and (value != value.strip() or value.startswith('"')):
+        return f"{name}={json.dumps(value)}"
+    return line
+
+
+def unquote_flag_line(line: str) -> str:
+    """The inverse of `quote_flag_line` for a stripped flagfile line."""
+    name, equals, value = line.partition("=")
+    if equals and len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        try:
+            return f"{name}={json.loads(value)}"
+        except ValueError:
+            pass
+    return line
+
+
 def write_flagfile(path: str, lines: tuple[str, ...]) -> None:
     """Writes resolved flag lines so that `train.py --flagfile=PATH` relaunches the run."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write("# Resolved flags of this run; relaunch with --flagfile=" + path + "\n")
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(quote_flag_line(line) for line in lines) + "\n")
     os.replace(tmp, path)
+
+
+def read_text_lines(path: str, what: str) -> list[str]:
+    """The lines of a UTF-8 text file, or a UserError naming it when it is not text."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{what}{path} is not UTF-8 text (byte {error.start}): a flagfile holds "
+                        "one --name=value per line.") from error
 
 
 def parse_flag_lines(lines) -> dict[str, str]:
@@ -179,7 +210,7 @@ def parse_flag_lines(lines) -> dict[str, str]:
     "--noname" booleans become "true" and "false"."""
     values = {}
     for line in lines:
-        line = line.strip()
+        line = unquote_flag_line(line.strip())
         if not line.startswith("--"):
             continue
         name, equals, value = line[2:].partition("=")
@@ -197,8 +228,7 @@ def read_flagfile(path: str) -> dict[str, str]:
     """The flags a run recorded in its flags.cfg (empty if there is none)."""
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return parse_flag_lines(f)
+    return parse_flag_lines(read_text_lines(path, ""))
 
 
 @contextlib.contextmanager
@@ -304,16 +334,16 @@ def flagfile_lines(path: str, root: str = REPOSITORY, stack: tuple = ()) -> list
     if os.path.realpath(path) in stack:
         raise UserError(f"--flagfile={path} includes itself (through {' -> '.join(stack)}).")
     lines = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith(("#", "//")):
-                continue
-            if line.startswith(FLAGFILE_PREFIXES):
-                lines += flagfile_lines(line.split("=", 1)[1], root,
-                                        (*stack, os.path.realpath(path)))
-            else:
-                lines.append(line)
+    for line in read_text_lines(path, "--flagfile="):
+        line = line.strip()
+        if not line or line.startswith(("#", "//")):
+            continue
+        line = unquote_flag_line(line)
+        if line.startswith(FLAGFILE_PREFIXES):
+            lines += flagfile_lines(line.split("=", 1)[1], root,
+                                    (*stack, os.path.realpath(path)))
+        else:
+            lines.append(line)
     return lines
 
 

@@ -100,6 +100,12 @@ def checkpoint_problem(prefix: str) -> str | None:
     return None
 
 
+def damaged_files(directory: str) -> list[str]:
+    """Names of the checkpoint files set aside in `directory/damaged/`."""
+    target = os.path.join(directory, DAMAGED)
+    return sorted(os.listdir(target)) if os.path.isdir(target) else []
+
+
 def _set_aside(directory: str, names: list[str]) -> str:
     target = os.path.join(directory, DAMAGED)
     os.makedirs(target, exist_ok=True)
@@ -196,10 +202,16 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def truncate_metrics(path: str, last_step: int) -> None:
-    """Keeps the records up to `last_step` (later steps are recomputed after a resume)."""
+    """Keeps the records up to `last_step` (later steps are recomputed after a resume);
+    a log with nothing after `last_step` and no torn line is left untouched."""
     if not os.path.exists(path):
         return
-    kept = [r for r in read_metrics(path) if r["step"] <= last_step]
+    records = read_metrics(path)
+    kept = [r for r in records if r["step"] <= last_step]
+    with open(path, errors="replace") as f:
+        whole_lines = sum(1 for line in f if line.strip())
+    if len(kept) == len(records) == whole_lines:
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in kept)

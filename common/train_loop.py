@@ -535,6 +535,16 @@ class Checkpoints:
         # Found (and on the chief repaired) before the manager reads the index.
         self.latest = run_dir.newest_readable(run_dir.checkpoint_dir(config.workdir),
                                               repair=chief)
+        damaged = run_dir.damaged_files(run_dir.checkpoint_dir(config.workdir))
+        if chief and self.latest is None and damaged:
+            # Starting again from step 0 would overwrite the run's history.
+            where = os.path.join(run_dir.checkpoint_dir(config.workdir), run_dir.DAMAGED)
+            raise UserError(
+                f"--workdir {config.workdir} has no readable checkpoint: its checkpoints "
+                f"({len(damaged)} files) are unreadable and were set aside in {where}. Nothing "
+                "was trained or rewritten. To train this run again from step 0, delete "
+                f"{where} and {os.path.join(config.workdir, run_dir.METRICS_FILE)}, or give a "
+                "new --workdir.")
         if chief:
             check_free_space(self.directory, checkpoint_bytes(self.items),
                              config.keep_checkpoints)
@@ -672,14 +682,15 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     metrics_path = os.path.join(config.workdir, run_dir.METRICS_FILE)
     checkpoints = Checkpoints(task, config, strategy, chief)
     start_step, current_phase = checkpoints.resume(task, config.workdir)
+    if start_step >= config.num_steps:
+        # A finished run: none of its files is touched.
+        logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
+                     config.num_steps)
+        return TrainResult(step=start_step, interrupted=False, last_losses={})
     if chief:
         run_dir.truncate_metrics(metrics_path, start_step)
         if on_start is not None:
             on_start(start_step)
-    if start_step >= config.num_steps:
-        logging.info("Already trained for %d steps (>= %d): nothing to do.", start_step,
-                     config.num_steps)
-        return TrainResult(step=start_step, interrupted=False, last_losses={})
 
     iterator = distributed_iterator(make_train_dataset(start_step * config.batch_size),
                                     strategy)

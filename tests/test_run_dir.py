@@ -183,3 +183,57 @@ def test_resume_changes_accepts_optimizer_settings_and_lengths(tmp_path):
         ("--batch_size=4", "--num_steps=10", "--jit_compile=true"))
     assert changes == ["--lr_d: 0.0002 -> 1e-05", "--jit_compile: false -> true",
                        "--num_steps: 4 -> 10"]
+
+
+def test_a_finished_run_is_left_untouched_and_unreadable_checkpoints_never_restart_it(
+        tmp_path):
+    workdir = tmp_path / "run"
+    assert run_cli("context_encoder", CE_SMOKE, f"--workdir={workdir}").returncode == 0
+    files = ("metrics.jsonl", "flags.cfg", "config.json")
+
+    def state():
+        return {name: ((workdir / name).read_bytes(), (workdir / name).stat().st_mtime_ns)
+                for name in files}
+
+    before = state()
+    again = run_cli("context_encoder", CE_SMOKE, f"--workdir={workdir}")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert state() == before
+
+    for step in (2, 4):
+        path = data_file(workdir / "checkpoints", step)
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+    for attempt in range(2):  # the second time, everything is already in damaged/
+        result = run_cli("context_encoder", CE_SMOKE, f"--workdir={workdir}", "--max_steps=6")
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "has no readable checkpoint" in result.stderr
+        assert f"{workdir / 'checkpoints' / 'damaged'}" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert state() == before
+    assert len(os.listdir(workdir / "checkpoints" / "damaged")) == 4
+
+
+def test_a_workdir_with_edge_spaces_survives_its_flags_cfg(tmp_path):
+    from common import flags as common_flags
+
+    workdir = f"{tmp_path}/run "
+    assert run_cli("context_encoder", CE_SMOKE, f"--workdir={workdir}",
+                   "--max_steps=2").returncode == 0
+    flags_cfg = os.path.join(workdir, "flags.cfg")
+    assert f'--workdir="{workdir}"' in open(flags_cfg).read().splitlines()
+    assert common_flags.read_flagfile(flags_cfg)["workdir"] == workdir
+    relaunched = run_cli("context_encoder", f"--flagfile={flags_cfg}", "--max_steps=4")
+    assert relaunched.returncode == 0, relaunched.stderr[-2000:]
+    assert "at step 2 " in relaunched.stderr
+    assert not os.path.exists(f"{tmp_path}/run")  # no second run beside it
+    assert [r["step"] for r in train_records(workdir)] == [2, 4]
+
+
+def test_a_flagfile_that_is_not_text_is_named_in_one_line(tmp_path):
+    flagfile = tmp_path / "bad.cfg"
+    flagfile.write_bytes(b"--max_steps=2\n\xff\xfe\x00binary")
+    result = run_cli("context_encoder", f"--flagfile={flagfile}", f"--workdir={tmp_path}/w")
+    assert result.returncode == 1
+    assert f"--flagfile={flagfile} is not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
