@@ -240,7 +240,10 @@ def build_tfrecords(input_dir: str, output_prefix: str, num_shards: int,
     if num_shards > len(folder.files):
         logging.warning("--num_shards=%d exceeds the %d usable images; some shards will be empty.",
                         num_shards, len(folder.files))
-    os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
+    output_dir = os.path.dirname(os.path.abspath(output_prefix))
+    os.makedirs(output_dir, exist_ok=True)
+    if not os.access(output_dir, os.W_OK):
+        raise UserError(f"--output {output_prefix!r}: the folder {output_dir!r} is not writable.")
 
     paths = shard_paths(output_prefix, num_shards)
     groups = assign_shards(folder.files, num_shards)

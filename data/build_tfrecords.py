@@ -38,12 +38,13 @@ flags.mark_flags_as_required(["input_dir", "output"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected positional arguments: {' '.join(argv[1:])}")
-    summary = tfrecords.build_tfrecords(
-        input_dir=_INPUT_DIR.value,
-        output_prefix=_OUTPUT.value,
-        num_shards=_NUM_SHARDS.value,
-        num_workers=_NUM_WORKERS.value,
-    )
+    with common_flags.user_errors():
+        summary = tfrecords.build_tfrecords(
+            input_dir=_INPUT_DIR.value,
+            output_prefix=_OUTPUT.value,
+            num_shards=_NUM_SHARDS.value,
+            num_workers=_NUM_WORKERS.value,
+        )
     print(json.dumps(summary, sort_keys=True), flush=True)
 
 

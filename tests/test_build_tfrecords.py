@@ -202,3 +202,38 @@ def test_cli_end_to_end(built, tmp_path):
     assert summary["shards_written"] == 2 and summary["images"] == len(GOOD_IMAGES)
     assert summary["unreadable_files"].keys() == {"broken.jpg"}
     assert len(glob.glob(f"{prefix}-0000?-of-00002.tfrecord")) == 2
+
+
+def test_cli_mistakes_are_one_line_naming_the_flag_or_folder(built, tmp_path):
+    input_dir, _, _ = built
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    os.chmod(read_only, 0o555)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, os.path.join(REPO_ROOT, "data", "build_tfrecords.py"), *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert run(f"--input_dir={input_dir}", f"--output={tmp_path}/out/train",
+               "--num_shards=2").returncode == 0
+    cases = [
+        ((f"--input_dir={tmp_path}/missing", f"--output={tmp_path}/o/train"), "missing"),
+        ((f"--input_dir={empty}", f"--output={tmp_path}/o/train"), "No usable image"),
+        ((f"--input_dir={input_dir}", f"--output={tmp_path}"), "file prefix"),
+        ((f"--input_dir={input_dir}", f"--output={tmp_path}/out/train", "--num_shards=3"),
+         "--num_shards"),
+    ]
+    if os.geteuid() != 0:  # root writes anywhere: a read-only folder cannot be made here
+        cases.append(((f"--input_dir={input_dir}", f"--output={read_only}/train"),
+                      "is not writable"))
+    for args, message in cases:
+        result = run(*args)
+        assert result.returncode == 1, (args, result.stderr[-1000:])
+        assert "Traceback" not in result.stderr, args
+        assert any(line.startswith("error: ") for line in result.stderr.splitlines()), args
+        assert message in result.stderr, (args, result.stderr[-1000:])
