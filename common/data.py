@@ -334,8 +334,15 @@ def make_dataset(spec: str, *, batch_size: int, policy: CropPolicy, example_fn: 
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     source = make_source(spec, seed=seed, training=training, shuffle_buffer=shuffle_buffer)
-    logging.info("%s data: %s", purpose or ("training" if training else "evaluation"),
-                 source.description)
+    purpose = purpose or ("training" if training else "evaluation")
+    logging.info("%s data: %s", purpose, source.description)
+    usable = source.size if num_examples is None or source.size is None else min(
+        source.size, num_examples)
+    if not training and usable is not None and usable < batch_size:
+        # Found now, before training starts, rather than at the first evaluation.
+        raise UserError(f"The {purpose} data, {source.description}, gives {usable} image(s), "
+                        f"fewer than one batch of {batch_size}: it uses whole batches (lower "
+                        "--batch_size, or give more images).")
     keys = source.keys
     if training:
         keys = keys.repeat()

@@ -104,6 +104,9 @@ class RunConfig:
     flag_lines: tuple[str, ...] = ()
 
 
+MAX_SEED = 2**32 - 1  # NumPy's and keras.utils.set_random_seed's largest seed
+
+
 def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     """Builds the run configuration from parsed flags, validating them."""
     if not values.workdir:
@@ -111,6 +114,9 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     errors.check_positive(values, ("batch_size", "num_steps", "max_steps", "eval_examples",
                                    "log_every", "checkpoint_every", "sample_every", "eval_every",
                                    "keep_checkpoints", "shuffle_buffer", "steps_per_loop"))
+    if not 0 <= values.seed <= MAX_SEED:
+        raise UserError(f"--seed must be an integer in [0, {MAX_SEED}] (NumPy's and Keras' "
+                        f"range), got {values.seed}.")
     for name in ("train_data", "eval_data"):
         if name == "train_data" or values[name].value:
             try:

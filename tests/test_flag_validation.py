@@ -34,6 +34,10 @@ def assert_refused(result, message, workdir=None):
     ("context_encoder", ["--train_data=/no/such/folder"], "--train_data"),
     ("dmfn", ["--mask_type=irregular", "--mask_dir=/no/such/masks"],
      "--mask_dir '/no/such/masks' is not a folder"),
+    ("context_encoder", ["--seed=-1"], "--seed must be an integer in [0, 4294967295]"),
+    ("context_encoder", ["--seed=99999999999"], "--seed must be an integer in [0, 4294967295]"),
+    ("context_encoder", ["--eval_data=sample", "--batch_size=8", "--eval_examples=8"],
+     "gives 7 image(s), fewer than one batch of 8"),
 ])
 def test_bad_training_flags_are_refused_naming_the_flag(tmp_path, paper, flags, message):
     workdir = str(tmp_path / "run")
