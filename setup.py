@@ -16,6 +16,8 @@ setup(
         "tensorflow>=2.21,<2.23",
         "keras>=3.10,<4",
         "tensorflow-datasets>=4.9.8,<5",
+        # tfds.load imports it (through etils.epath) without declaring it.
+        "importlib_resources>=6,<8",
         # TensorFlow 2.21 no longer pulls in TensorBoard, which tf.summary needs.
         "tensorboard>=2.21,<2.23",
         "absl-py>=2.1,<3",

@@ -135,7 +135,9 @@ def check_data_spec(spec: str) -> None:
 
         name = value.partition(":")[0].split("/")[0]
         try:
-            tfds.builder_cls(name)
+            # A registered dataset, or one prepared in the data folder (TFDS_DATA_DIR)
+            # without its code; nothing is downloaded.
+            tfds.builder(name)
         except tfds.core.registered.DatasetNotFoundError:
             raise UserError(f"unknown TensorFlow Datasets name {name!r} in {spec!r}; see "
                              "https://www.tensorflow.org/datasets/catalog.") from None

@@ -544,6 +544,48 @@ def test_tfds_source_mocked():
                               example_fn=example_fn, seed=0)
 
 
+def build_local_tfds_dataset(data_dir, num_images=6):
+    """Prepares a tiny image dataset, "local_photos_test", in `data_dir` with a TFDS
+    builder defined here (nothing is downloaded): what `tfds:NAME` reads once a
+    dataset has been prepared, by `tfds build` or by a first `tfds.load`."""
+    import tensorflow_datasets as tfds
+
+    class LocalPhotosTest(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+                {"image": tfds.features.Image(shape=(None, None, 3))}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(0), "validation": self._generate_examples(1)}
+
+        def _generate_examples(self, seed):
+            rng = np.random.default_rng(seed)
+            for i in range(num_images):
+                yield i, {"image": rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)}
+
+    LocalPhotosTest(data_dir=str(data_dir)).download_and_prepare()
+    return "local_photos_test"
+
+
+def test_a_locally_prepared_tfds_dataset_trains(tmp_path):
+    """The documented `--train_data=tfds:NAME` path end to end, on a dataset prepared in
+    TFDS_DATA_DIR: tfds.load must import and read it, and a run trains two steps."""
+    import helpers
+
+    name = build_local_tfds_dataset(tmp_path / "tfds")
+    workdir = tmp_path / "run"
+    result = helpers.run_cli(
+        "context_encoder", f"--flagfile={helpers.configs_dir('context_encoder')}/smoke.cfg",
+        f"--workdir={workdir}", f"--train_data=tfds:{name}", f"--eval_data=tfds:{name}",
+        "--max_steps=2", "--batch_size=2", "--eval_examples=2",
+        env={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"training data: tfds:{name}:train" in result.stderr
+    assert [r["step"] for r in helpers.train_records(workdir)] == [2]
+
+
 # --------------------------------------------------------------------------
 # Sample source.
 # --------------------------------------------------------------------------
