@@ -44,6 +44,7 @@ from common import flags as common_flags
 from common import splits
 from common import run_dir
 from common import visualize
+from common.errors import UserError
 from reproductions import inpainters
 from reproductions import papers
 
@@ -310,7 +311,18 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--runs: unknown {unknown}; expected some of "
                              f"{[r[0] for r in RUNS]}.")
-    root = FLAGS.root
+    with common_flags.user_errors():
+        if not 0 < FLAGS.held_out_percent < 100:
+            raise UserError(f"--held_out_percent must be between 0 and 100 (exclusive), got "
+                            f"{FLAGS.held_out_percent}.")
+        if not os.path.isdir(FLAGS.faces):
+            raise UserError(f"--faces {FLAGS.faces!r} is not a folder: give the folder of face "
+                            "photos (../shared/data/faces).")
+        return study(FLAGS.root)
+
+
+def study(root: str) -> int:
+    """Splits, trains, evaluates and reports (see the module docstring)."""
     train_dir, held_out_dir = os.path.join(root, "faces_train"), os.path.join(root, "faces_heldout")
     train_count, held_out_count = splits.link_split(FLAGS.faces, train_dir, held_out_dir,
                                                     FLAGS.held_out_percent)

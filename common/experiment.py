@@ -90,9 +90,14 @@ def read_paper_config(workdir: str) -> tuple[str, dict]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir!r} is not a work directory of a "
                                 "training run (expected config.json and checkpoints/).")
-    with open(path) as f:
-        record = json.load(f)
-    return record["paper"], record["config"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        return record["paper"], record["config"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is not a run's record ({type(error).__name__}: {error}); it "
+                        "should hold {\"paper\": ..., \"config\": {...}} as a training run "
+                        "writes it.") from error
 
 
 # Fields added to the papers' configs after runs had been written without them,

@@ -39,7 +39,12 @@ def sha256(path: str) -> str:
 # --------------------------------------------------------------------------
 
 def _typename(module) -> str:
-    name = module.torch_typename()
+    """A Torch7 object's class name ("nn.SpatialConvolution"); "table" for a plain table
+    (torchfile's tables answer None for any attribute they lack)."""
+    typename = getattr(module, "torch_typename", None)
+    if not callable(typename):
+        return "table"
+    name = typename()
     return name.decode() if isinstance(name, bytes) else name
 
 

@@ -332,6 +332,9 @@ def convert(paper: str, weights_path: str, workdir: str) -> dict:
                 record["mean_pixel"] = [float(v) for v in mean]
             else:
                 from reproductions.context_encoder import train_lib
+                if isinstance(stored, dict) and "netG" not in stored and "model" in stored:
+                    raise LayerMismatch("it holds a table {model, mean}, as GLCIC's release "
+                                        "does; Context Encoders' holds netG or the generator.")
                 network = stored.get("netG", stored) if isinstance(stored, dict) else stored
                 config, weights, largest_bias = convert_context_encoder(network)
                 task = train_lib.build_task(config)

@@ -57,6 +57,9 @@ MAX_MEGAPIXELS = 1.0
 # Written next to an exported SavedModel: {"paper", "postprocess_outside_graph"}.
 EXPORT_INFO = "inpainting.json"
 CONTEXT = 128
+# The smallest photo side a trained model takes: below it, reflect padding to a
+# multiple of 4 and the networks' strided layers have nothing to work on.
+MIN_SIDE = 8
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -72,6 +75,9 @@ def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask is {mask.shape[0]}x{mask.shape[1]} but the image is "
                          f"{image.shape[0]}x{image.shape[1]}.")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise UserError(f"The photo is {image.shape[1]}x{image.shape[0]} px; a trained model "
+                        f"needs at least {MIN_SIDE} px on each side.")
     mask = mask.astype(bool)
     blanked = masks.blank_hole(image[None], mask[None, ..., None].astype(np.float32))
     return blanked.numpy()[0], mask

@@ -289,6 +289,12 @@ def test_converter_refuses_other_networks_and_other_files(tmp_path):
         convert.convert("dmfn", str(evil), str(tmp_path / "d"))
     with pytest.raises(ValueError, match="structural_inpainting"):
         convert.convert("structural_inpainting", str(legacy), str(tmp_path / "e"))
+    # GLCIC's release given as Context Encoders': named, not a traceback.
+    glcic_file = tmp_path / "completionnet.t7"
+    tw.write_t7(glcic_file, {"model": tw.sequential(*glcic_modules(4, rng)), "mean": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"not the context_encoder network .*GLCIC's release"):
+        convert.convert("context_encoder", str(glcic_file), str(tmp_path / "f"))
+    assert torch_files.t7_modules({"model": 1}) == [("table", {"model": 1})]
 
 
 def test_convert_command_writes_a_run_and_refuses_to_overwrite_one(tmp_path):

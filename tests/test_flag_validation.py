@@ -105,3 +105,35 @@ def test_help_lists_the_tools_own_flags_and_exits_0(command, expected):
     assert "--verbosity" not in result.stdout and "--xla" not in result.stdout
     assert "--helpfull" in result.stdout
 
+
+
+def run_tool(*args, timeout=300):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--faces=/no/such/faces"], "--faces '/no/such/faces' is not a folder"),
+    (["--held_out_percent=0"], "--held_out_percent must be between 0 and 100"),
+    (["--held_out_percent=100"], "--held_out_percent must be between 0 and 100"),
+])
+def test_faces_study_mistakes_are_one_line(tmp_path, flags, message):
+    result = run_tool("benchmarks/faces_study.py", f"--root={tmp_path}/study", *flags)
+    assert_refused(result, message)
+    assert not os.path.exists(tmp_path / "study")
+
+
+def test_inpaint_with_a_garbled_config_json_is_one_line(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    (tmp_path / "config.json").write_text("{not json")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "photo.png")
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    result = run_tool("-m", "reproductions.inpaint", f"--method=glcic:{tmp_path}",
+                      f"--image={tmp_path}/photo.png", f"--mask={tmp_path}/mask.png",
+                      f"--output={tmp_path}/out.png")
+    assert_refused(result, f"{tmp_path}/config.json is not a run's record")

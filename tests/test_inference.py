@@ -85,6 +85,17 @@ def test_no_method_sees_what_lies_under_the_hole(trained, tmp_path_factory):
         np.testing.assert_array_equal(clean[~mask], image[~mask], err_msg=name)
 
 
+@pytest.mark.parametrize("paper", ["glcic", "dmfn"])
+def test_a_photo_of_a_few_pixels_is_refused_in_words(trained, tmp_path, paper):
+    image, mask = smooth_image(3, 1), np.array([[True], [False], [False]])
+    saved = str(tmp_path / "model")
+    export.export(trained[paper], saved)
+    for method in (f"{paper}:{trained[paper]}", f"saved_model:{saved}"):
+        with pytest.raises(ValueError, match="The photo is 1x3 px; a trained model needs at "
+                                             "least 8 px"):
+            inpainters.load(method)(image, mask)
+
+
 def test_blank_hole_sets_the_hole_to_the_known_mean():
     from common import masks
 
