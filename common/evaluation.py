@@ -149,7 +149,8 @@ def name_hash(name: str, draw: str) -> int:
     `draw` names the random choice ("top", "left", ...), so that the choices
     made for one image are independent of each other.
     """
-    digest = hashlib.sha256(f"{draw}\0{name}".encode("utf-8")).digest()
+    # surrogateescape: a file name that is not valid UTF-8 keeps its own bytes.
+    digest = hashlib.sha256(f"{draw}\0{name}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big")
 
 

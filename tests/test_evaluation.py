@@ -367,3 +367,18 @@ def test_kodak_with_nvidia_masks(shared_data, tmp_path):
     assert 15 < results["overall"]["psnr"] < 60
     assert 0 < results["overall"]["l1_hole"] < 0.3
     assert all(0 < r["hole_area"] < 0.6 for r in results["per_image"])
+
+
+def test_masks_pair_with_file_names_that_are_not_utf8(tmp_path):
+    """A name with bytes that are not UTF-8 (decoded by Python with surrogateescape) gets a
+    mask like any other, from its own bytes."""
+    images = tmp_path / "images"
+    images.mkdir()
+    raw = os.path.join(os.fsencode(images), b"caf\xe9.png")
+    Image.fromarray(random_photo(0, SIZE, SIZE)).save(raw.decode("utf-8", "surrogateescape"))
+    results = evaluation.evaluate(baselines.telea, str(images), "bbox", SIZE,
+                                  str(tmp_path / "out"))
+    assert results["count"] == 1
+    name = results["per_image"][0]["name"]
+    assert evaluation.name_hash(name, "top") != evaluation.name_hash("cafe", "top")
+    assert 0 < results["per_image"][0]["hole_area"] < 1
