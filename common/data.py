@@ -309,6 +309,25 @@ def element_seed(seed: int, index: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
 
 
+def locate_data_loss(specs: dict[str, str]) -> UserError | None:
+    """After TensorFlow reported damaged data, the error that names the TFRecord shard
+    and record at fault, from `specs` ({flag: data spec}); None when none is found."""
+    for flag, spec in specs.items():
+        if not spec:
+            continue
+        kind, pattern = parse_data_spec(spec)
+        if kind != "tfrecord":
+            continue
+        for path in sorted(glob.glob(pattern)):
+            problem = tfrecords.corrupt_record(path)
+            if problem:
+                return UserError(
+                    f"{flag}: TFRecord shard {path} is damaged at {problem}. Rebuild it "
+                    "(delete it, then rerun build_tfrecords.py) or leave it out of the "
+                    "pattern; the run resumes from its last checkpoint.")
+    return None
+
+
 def make_dataset(spec: str, *, batch_size: int, policy: CropPolicy, example_fn: ExampleFn,
                  seed: int, training: bool = True, start_index: int = 0,
                  num_examples: int | None = None, shuffle_buffer: int = 2048,

@@ -291,6 +291,14 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
                                         num_examples=data.eval_examples)
         logging.info("Training %s; %s.", type(task).__name__,
                      xla_choice(paper.name, config, run_config.loop.jit_compile))
-        return train_loop.train(task, make_train_dataset, run_config.loop, strategy=strategy,
-                                sample_batch=sample_batch(paper_input, data),
-                                eval_dataset=eval_dataset, on_start=record_run)
+        try:
+            return train_loop.train(task, make_train_dataset, run_config.loop,
+                                    strategy=strategy, sample_batch=sample_batch(paper_input, data),
+                                    eval_dataset=eval_dataset, on_start=record_run)
+        except tf.errors.DataLossError:
+            # TensorFlow names neither the file nor the record: find them.
+            located = data_lib.locate_data_loss({"--train_data": data.train_data,
+                                                 "--eval_data": data.eval_data})
+            if located is None:
+                raise
+            raise located from None

@@ -312,7 +312,15 @@ def run_app(main: Callable, doc: str, *flag_modules: str) -> None:
         argv = expand_flagfiles(sys.argv)
     except UserError as error:
         sys.exit(f"error: {error}")
-    app.run(main, argv=argv)
+    try:
+        app.run(main, argv=argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a run's own handler is installed (start-up, loading data):
+        # nothing half-written is left, so one line says so. Training itself stops
+        # at its next call boundary and saves (common.train_loop.StopRequest).
+        print("error: interrupted (Ctrl-C); rerun the command (a training run resumes from "
+              "its last checkpoint).", file=sys.stderr)
+        sys.exit(130)
 
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -84,3 +84,53 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(t
     assert straight_weights.keys() == killed_weights.keys()
     for name, value in straight_weights.items():
         np.testing.assert_array_equal(killed_weights[name], value, err_msg=name)
+
+
+def test_a_corrupt_record_inside_a_shard_is_named_with_its_index(tmp_path):
+    """A flipped byte inside a record passes the start-up framing check; when TensorFlow
+    then stops with a DataLossError, the run names the shard and the record."""
+    from PIL import Image
+
+    from common import tfrecords
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(
+            photos / f"p{i}.png")
+    tfrecords.build_tfrecords(str(photos), str(tmp_path / "shards" / "train"), 1, 1)
+    shard = tmp_path / "shards" / "train-00000-of-00001.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    offset = 0
+    for _ in range(3):  # skip records 0-2: (8-byte length, 4-byte CRC, data, 4-byte CRC)
+        offset += 12 + int.from_bytes(raw[offset:offset + 8], "little") + 4
+    raw[offset + 12 + 100] ^= 0xFF  # a byte inside record 3's data
+    shard.write_bytes(bytes(raw))
+    assert tfrecords.framing_problem(str(shard)) is None
+    assert tfrecords.corrupt_record(str(shard)).startswith("record 3: ")
+    result = run_cli("context_encoder", *ARGS, f"--workdir={tmp_path}/run",
+                     f"--train_data={tmp_path}/shards/train-*.tfrecord", "--max_steps=4")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"--train_data: TFRecord shard {shard} is damaged at record 3: " in result.stderr
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT while the run is still starting (networks built, data not yet flowing)
+    ends with one line and exit code 130; a rerun trains normally."""
+    process = subprocess.Popen(
+        [sys.executable, train_script("context_encoder"), *ARGS, f"--workdir={tmp_path}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "trainable parameters" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    lines += process.stderr.readlines()
+    assert process.wait(timeout=300) == 130, "".join(lines)[-2000:]
+    assert not any("Traceback" in line for line in lines), "".join(lines)[-3000:]
+    assert run_cli("context_encoder", *ARGS, f"--workdir={tmp_path}",
+                   "--max_steps=2").returncode == 0
