@@ -478,10 +478,13 @@ def test_first_batch(noise_folder):
     batch = data.first_batch(dataset)
     assert isinstance(batch["image"], np.ndarray) and batch["image"].shape == (2, CROP, CROP, 3)
     np.testing.assert_array_equal(batch["image"][1], _level(_centre_crop(arrays[1])))
-    too_few = data.make_dataset(folder, batch_size=2, policy=data.CropPolicy(CROP),
-                                example_fn=example_fn, seed=0, training=False, num_examples=1)
+    # An evaluation stream with fewer examples than one batch is refused when it is
+    # built, naming the data, before anything runs.
+    with pytest.raises(ValueError, match=r"gives 1 image\(s\), fewer than one batch of 2"):
+        data.make_dataset(folder, batch_size=2, policy=data.CropPolicy(CROP),
+                          example_fn=example_fn, seed=0, training=False, num_examples=1)
     with pytest.raises(ValueError, match="empty"):
-        data.first_batch(too_few)
+        data.first_batch(tf.data.Dataset.from_tensor_slices({"image": np.zeros((0, 2))}))
 
 
 # --------------------------------------------------------------------------
