@@ -340,18 +340,14 @@ def summarize(records: Sequence[dict], keys: Sequence[str] = SUMMARY_METRICS) ->
     return summary
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-
-
 def _save_pngs(output_dir: str, name: str, target: np.ndarray, mask: np.ndarray,
                composite: np.ndarray) -> None:
     """Writes NAME_target, NAME_mask (white = hole), NAME_input (hole white) and NAME_composite."""
     shown_input = np.where(mask[..., None], np.float32(1.0), target * ~mask[..., None])
-    Image.fromarray(_to_uint8(target)).save(os.path.join(output_dir, f"{name}_target.png"))
+    Image.fromarray(image_files.to_uint8(target)).save(os.path.join(output_dir, f"{name}_target.png"))
     Image.fromarray(mask.astype(np.uint8) * 255, "L").save(os.path.join(output_dir, f"{name}_mask.png"))
-    Image.fromarray(_to_uint8(shown_input)).save(os.path.join(output_dir, f"{name}_input.png"))
-    Image.fromarray(_to_uint8(composite)).save(os.path.join(output_dir, f"{name}_composite.png"))
+    Image.fromarray(image_files.to_uint8(shown_input)).save(os.path.join(output_dir, f"{name}_input.png"))
+    Image.fromarray(image_files.to_uint8(composite)).save(os.path.join(output_dir, f"{name}_composite.png"))
 
 
 # What an evaluation writes into its output folder, besides metrics.json.

@@ -215,7 +215,11 @@ def check_output_extension(path: str, lossy: bool, what: str = "--output") -> di
                     f"{', '.join(LOSSY_OUTPUTS)} (with --lossy).")
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] as 8-bit levels (rounded, out-of-range values clipped)."""
+    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+
+
 def save_rgb(image: np.ndarray, path: str, options: dict) -> None:
     """Writes float32 HxWx3 in [0, 1] as 8-bit RGB with PIL's save `options`."""
-    pixels = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    Image.fromarray(pixels).save(path, **options)
+    Image.fromarray(to_uint8(image)).save(path, **options)
