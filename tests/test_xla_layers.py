@@ -34,6 +34,8 @@ def test_times_every_layer_of_both_networks_and_ranks_the_kinds():
     table = [line for line in lines[:-1] if line.startswith("|")]
     assert table[0].startswith("| network | layer kind |") and len(table) == 2 + 3 + 1
     added = [float(row.split("|")[5]) - float(row.split("|")[4]) for row in table[2:5]]
-    assert added == sorted(added, reverse=True)
+    # Ranked on unrounded times, printed to 0.1 ms: two roundings of 0.05 ms
+    # each may swap neighbours whose true differences lie within 0.1 ms.
+    assert all(first >= second - 0.1 - 1e-9 for first, second in zip(added, added[1:])), added
     total = table[-1].split("|")
     assert abs(float(total[4]) - 1000 * sum(r["plain"] for r in layers)) < 0.06
