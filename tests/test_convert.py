@@ -275,10 +275,10 @@ def test_converter_refuses_other_networks_and_other_files(tmp_path):
     tw.write_pth(other, {"conv.weight": np.zeros((2, 2, 3, 3))})
     with pytest.raises(ValueError, match="InpaintingGenerator"):
         convert.convert("dmfn", str(other), str(tmp_path / "b"))
-    # A legacy (pre-zip) or damaged checkpoint.
+    # A damaged checkpoint (neither format).
     legacy = tmp_path / "legacy.pth"
     legacy.write_bytes(b"\x80\x02not a zip")
-    with pytest.raises(ValueError, match="zip checkpoint"):
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint: neither the zip"):
         convert.convert("dmfn", str(legacy), str(tmp_path / "c"))
     # A pickle that names anything but tensors is refused before anything runs.
     import zipfile
