@@ -37,6 +37,7 @@ flags.DEFINE_string("output", None, "Folder for every method's results and resul
 flags.DEFINE_integer("limit", None, "Evaluate only the first N images.")
 flags.DEFINE_string("readme", "", "Also write the table into this Markdown file, between "
                     "the results markers.")
+perceptual_metrics.define_flags()
 flags.DEFINE_string("name", "main", "Name of the results block in --readme.")
 FLAGS = flags.FLAGS
 
@@ -70,6 +71,7 @@ def main(argv):
             paper, _, workdir = entry.partition(":")
             steps[paper] = trained_steps(workdir)
             methods.append(entry)
+        networks = perceptual_metrics.load_networks(perceptual_metrics.config_from_flags())
         results = []
         for method in methods:
             inpainter = inpainters.load(method)
@@ -77,7 +79,7 @@ def main(argv):
             results.append(evaluation.evaluate(
                 inpainter, FLAGS.images, FLAGS.masks, FLAGS.image_size,
                 os.path.join(FLAGS.output, name), limit=FLAGS.limit, method=name,
-                options={"postprocess": True}))
+                options={"postprocess": True}, perceptual=networks))
         block = (header(FLAGS.images, FLAGS.masks, FLAGS.image_size, results[0]["count"], steps)
                  + "\n\n" + evaluation.markdown_table(results))
         with open(os.path.join(FLAGS.output, "results.md"), "w") as f:

@@ -41,6 +41,7 @@ from absl import logging
 
 from common import evaluation
 from common import flags as common_flags
+from common import perceptual_metrics
 from common import splits
 from common import run_dir
 from common import visualize
@@ -97,6 +98,7 @@ flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16"],
                   "trains DMFN and Structural Inpainting in less than half the time and GLCIC "
                   "1.2 times faster (README, Performance). Use another --root, so that float32 "
                   "runs are not resumed in bfloat16.")
+perceptual_metrics.define_flags()
 flags.DEFINE_boolean("smoke", False, "Smoke configs, 2 steps each: a test of the study itself.")
 flags.DEFINE_boolean("train", True, "Train (or resume) the runs; --notrain evaluates what is "
                      "there.")
@@ -205,12 +207,18 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
 
 
 def evaluate_method(method: str, name: str, images: str, source: str, output: str,
-                    limit: int | None, postprocess: bool = False) -> dict:
+                    limit: int | None, postprocess: bool = False,
+                    networks: perceptual_metrics.PerceptualNetworks | None = None) -> dict:
     """metrics.json of one method on one mask set; reused while the run has not moved
-    on and the masks are the same."""
+    on and the masks and the perceptual metrics computed are the same."""
     _, _, workdir = method.partition(":")
+    computed = [] if networks is None else sorted(
+        ([networks.lpips_key] if networks.lpips is not None else [])
+        + (["fid", "kid"] if networks.inception is not None else []))
     options = {"postprocess": postprocess, "limit": limit,
                "checkpoint_step": run_dir.latest_step(workdir) if workdir else None}
+    if computed:  # (absent otherwise, so results from before these metrics stay valid)
+        options["perceptual"] = computed
     path = os.path.join(output, "metrics.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -219,7 +227,8 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
             return previous
     logging.info("Evaluating %s with %s masks.", name, source)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,
-                               IMAGE_SIZE, output, limit=limit, method=name, options=options)
+                               IMAGE_SIZE, output, limit=limit, method=name, options=options,
+                               perceptual=networks)
 
 
 def timing_table(root: str, names: list[str]) -> str:
@@ -339,6 +348,7 @@ def study(root: str) -> int:
     if not FLAGS.evaluate:
         print(f"Training took {(trained - started) / 60:.1f} min in this call.")
         return 0
+    networks = perceptual_metrics.load_networks(perceptual_metrics.config_from_flags())
     tables = {}
     for mask_name, source, scored_papers in MASK_SETS:
         mask_source = FLAGS.masks if source == "nvidia_irregular" else source
@@ -352,7 +362,7 @@ def study(root: str) -> int:
         tables[mask_name] = [
             evaluate_method(method, name, held_out_dir, mask_source,
                             os.path.join(root, "eval", mask_name, name), FLAGS.eval_limit,
-                            postprocess)
+                            postprocess, networks)
             for method, name, postprocess in methods]
     block = study_report(root, [r[0] for r in runs], tables, held_out_count, train_count)
     with open(os.path.join(root, "results.md"), "w") as f:

@@ -66,6 +66,7 @@ from PIL import Image
 from common import image_files
 from common import masks as common_masks
 from common import metrics as common_metrics
+from common import perceptual_metrics
 from common.errors import UserError
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -383,7 +384,8 @@ def _method_name(inpainter) -> str:
 
 def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size: int,
              output_dir: str, limit: int | None = None, method: str | None = None,
-             options: dict | None = None, progress: bool = True) -> dict:
+             options: dict | None = None, progress: bool = True,
+             perceptual: "perceptual_metrics.PerceptualNetworks | None" = None) -> dict:
     """Evaluates one inpainter on a folder of images; writes PNGs and metrics.json.
 
     Args:
@@ -403,6 +405,9 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         post-processing), recorded as they are.
       progress: show a progress bar (off in notebooks, whose saved outputs it
         would fill).
+      perceptual: the LPIPS and Inception networks
+        (`perceptual_metrics.load_networks`), or None for none of LPIPS, FID
+        and KID. They score the 8-bit images written to `output_dir`.
 
     Returns:
       The metrics.json content: {"method", "options", "images", "masks", "image_size",
@@ -413,7 +418,10 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
       psnr, ssim, l1, l2, psnr_hole, ssim_hole, l1_hole, l2_hole}]}; for an
       inpainter with an `unfilled_hole(mask)` method (a centre-region model)
       also "unfilled_hole": {"images", "pixels", "hole_pixels"} and a per-image
-      "unfilled_hole_pixels".
+      "unfilled_hole_pixels". With `perceptual`: "lpips_<net>" per image, per
+      bin and overall; "fid" and "kid" ({"mean", "std"}) overall; and
+      "perceptual": {"images", "weights", "kid_subsets", "kid_subset_size",
+      "skipped": {metric: reason}}.
 
     Raises:
       ValueError: bad image_size, limit or mask source; no usable image.
@@ -438,6 +446,7 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
 
     # A centre-region model fills only part of a hole elsewhere: count what it leaves.
     unfilled_hole = getattr(inpainter, "unfilled_hole", None)
+    scorer = perceptual_metrics.SetScorer(perceptual) if perceptual is not None else None
     per_image, seconds = [], 0.0
     for path, name in tqdm.tqdm(pairs, desc=method, unit="image", disable=not progress):
         target = load_image(path, image_size)
@@ -455,12 +464,28 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
                           **image_metrics(composite, target, mask)})
         if unfilled_hole is not None:
             per_image[-1]["unfilled_hole_pixels"] = int(np.count_nonzero(unfilled_hole(mask)))
+        if scorer is not None:  # on the 8-bit composite written above
+            scorer.add(image_files.to_uint8(composite) / np.float32(255.0), target)
 
+    summary_keys = SUMMARY_METRICS
+    perceptual_record = perceptual_results = None
+    if scorer is not None:
+        perceptual_results = scorer.finish()
+        if perceptual_results["lpips"] is not None:
+            summary_keys += (perceptual.lpips_key,)
+            for record, value in zip(per_image, perceptual_results["lpips"]):
+                record[perceptual.lpips_key] = value
+        perceptual_record = {
+            "images": len(per_image), "weights": dict(perceptual.weights),
+            "skipped": perceptual_results["skipped"]}
+        if perceptual_results["kid"] is not None:
+            perceptual_record.update(kid_subsets=perceptual_results["kid"]["subsets"],
+                                     kid_subset_size=perceptual_results["kid"]["subset_size"])
     by_hole_area = {}
     for bin_name in _bin_names():
         members = [r for r in per_image if r["hole_area_bin"] == bin_name]
         if members:
-            by_hole_area[bin_name] = {"count": len(members), **summarize(members)}
+            by_hole_area[bin_name] = {"count": len(members), **summarize(members, summary_keys)}
     results = {
         "method": method,
         "options": dict(options or {}),
@@ -470,10 +495,17 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         "count": len(per_image),
         "skipped": [{"path": p, "reason": r} for p, r in scanned.skipped],
         "seconds_per_image": seconds / len(per_image),
-        "overall": summarize(per_image),
+        "overall": summarize(per_image, summary_keys),
         "by_hole_area": by_hole_area,
         "per_image": per_image,
     }
+    if perceptual_record is not None:
+        for key in ("fid", "kid"):
+            if perceptual_results[key] is not None:
+                value = perceptual_results[key]
+                results["overall"][key] = (value if key == "fid" else
+                                           {"mean": value["mean"], "std": value["std"]})
+        results["perceptual"] = perceptual_record
     if unfilled_hole is not None:
         unfilled = results["unfilled_hole"] = unfilled_summary(per_image, image_size)
         if unfilled["pixels"]:
@@ -504,15 +536,32 @@ _TABLE_COLUMNS = (("PSNR (dB)", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.4f}"),
                   ("L1", "l1", "{:.4f}"))
 
 
+# Shown only when some result has them (their weight files were found).
+_PERCEPTUAL_COLUMNS = (("LPIPS (alex)", "lpips_alex", "{:.4f}"), ("LPIPS (vgg)", "lpips_vgg", "{:.4f}"),
+                       ("FID", "fid", "{:.2f}"), ("KID", "kid", "{:.4f}"))
+
+
+def _cell(value, form: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):  # KID: mean and standard deviation over its subsets
+        return f"{form.format(value['mean'])} ± {form.format(value['std'])}"
+    return form.format(value)
+
+
 def markdown_table(results: Sequence[dict]) -> str:
-    """A Markdown table with one row per `evaluate` result: method, count and the overall metrics.
+    """A Markdown table with one row per `evaluate` result: method, count and the overall
+    metrics; LPIPS, FID and KID columns where any result has them.
 
     Raises:
       ValueError: if `results` is empty or a result lacks a field.
     """
     if not results:
         raise ValueError("markdown_table needs at least one evaluate() result.")
-    header = ["method", "images"] + [title for title, _, _ in _TABLE_COLUMNS]
+    columns = list(_TABLE_COLUMNS) + [
+        column for column in _PERCEPTUAL_COLUMNS
+        if any(column[1] in result.get("overall", {}) for result in results)]
+    header = ["method", "images"] + [title for title, _, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for index, result in enumerate(results):
         missing = [k for k in ("method", "count", "overall") if k not in result]
@@ -520,9 +569,7 @@ def markdown_table(results: Sequence[dict]) -> str:
         if missing:
             raise ValueError(f"results[{index}] lacks {missing}: pass the dicts returned by evaluate().")
         cells = [str(result["method"]), str(result["count"])]
-        for _, key, form in _TABLE_COLUMNS:
-            value = result["overall"][key]
-            cells.append("n/a" if value is None else form.format(value))
+        cells += [_cell(result["overall"].get(key), form) for _, key, form in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

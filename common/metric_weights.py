@@ -14,8 +14,8 @@ reads those very files (PyTorch checkpoints, read without PyTorch by
 A file is found, in this order, at the path its flag gives, in the cache
 folder (`--weights_cache`, default `$INPAINTING_WEIGHTS_CACHE` or
 ~/.cache/inpainting-reproductions/weights), or is downloaded on first use from
-its canonical address into that cache and checked against its published
-SHA-256 (the full digest, or the prefix that torchvision and pytorch-fid
+its canonical address into that cache (unless --nodownload_weights or
+$INPAINTING_OFFLINE=1) and checked against its published SHA-256 (the full digest, or the prefix that torchvision and pytorch-fid
 put in their file names, as `torch.hub` checks it).
 """
 
@@ -32,6 +32,8 @@ from common import torch_files
 from common.errors import UserError
 
 CACHE_ENVIRONMENT_VARIABLE = "INPAINTING_WEIGHTS_CACHE"
+# Set to 1, nothing is downloaded (tests; machines without internet access).
+OFFLINE_ENVIRONMENT_VARIABLE = "INPAINTING_OFFLINE"
 DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
@@ -150,7 +152,7 @@ def locate(weight_file: WeightFile, path: str | None = None, cache_dir: str | No
     cached = os.path.join(cache_dir, weight_file.file_name)
     if os.path.isfile(cached):
         return cached, ""
-    if not allow_download:
+    if not allow_download or os.environ.get(OFFLINE_ENVIRONMENT_VARIABLE) == "1":
         return None, (f"{weight_file.file_name} ({weight_file.what}) is not in {cache_dir}; "
                       f"give it with {weight_file.flag}=PATH")
     try:

@@ -14,6 +14,11 @@ same mask whatever the method (paired by its name). Writes DIR/metrics.json
 (count, overall metrics, metrics per hole-area bin, per image) and, for every
 image, NAME_target.png, NAME_mask.png, NAME_input.png and NAME_composite.png.
 The metrics are defined in common/evaluation.py and in README.md.
+
+LPIPS (--lpips_net=alex|vgg), FID and KID are added when their weight files
+are found (--lpips_backbone_weights, --lpips_linear_weights, --fid_weights,
+or the --weights_cache folder, or downloaded there on first use); a missing
+file skips its metric with one log line. --noperceptual_metrics skips all three.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from absl import flags
 
 from common import evaluation
 from common import flags as common_flags
+from common import perceptual_metrics
 from common.errors import UserError
 from reproductions import inpainters
 
@@ -44,6 +50,7 @@ flags.DEFINE_boolean("postprocess", True, "GLCIC: fast marching + Poisson blendi
                      "paper's; the official inpaint.lua never runs it).")
 flags.DEFINE_enum("fit", "pad", ["pad", "resize"], "GLCIC and DMFN: reflect-pad to a multiple "
                   "of 4, or resize to the nearest one and back (GLCIC's inpaint.lua).")
+perceptual_metrics.define_flags()
 
 
 def main(argv):
@@ -66,10 +73,15 @@ def main(argv):
             raise UserError(f"--image_size must be at least 16 (SSIM's window is 11 px), got "
                              f"{values.image_size}.")
         inpainter = inpainters.load(values.method, postprocess=values.postprocess, fit=values.fit)
+        networks = perceptual_metrics.load_networks(perceptual_metrics.config_from_flags(values))
         results = evaluation.evaluate(inpainter, values.images, values.masks, values.image_size,
                                       values.output, limit=values.limit, method=values.method,
                                       options={"postprocess": values.postprocess,
-                                               "fit": values.fit})
+                                               "fit": values.fit},
+                                      perceptual=networks)
+    if "fid" in results["overall"]:
+        print(f"FID and KID rest on {results['count']} images: FID is biased upwards at small "
+              "sets; below a few thousand images, compare KID.")
     print(json.dumps({"method": values.method, "count": results["count"],
                       **results["overall"]}))
     return 0

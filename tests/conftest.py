@@ -4,6 +4,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The perceptual metrics' weight files: never downloaded, and looked for in an
+# empty folder (tests that need them write small ones and pass their paths).
+os.environ["INPAINTING_OFFLINE"] = "1"
+os.environ["INPAINTING_WEIGHTS_CACHE"] = os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"inpainting-test-weights-{os.getpid()}-empty")
 
 import pytest  # noqa: E402
 
