@@ -23,6 +23,7 @@ from absl import flags
 from common import baselines
 from common import evaluation
 from common import flags as common_flags
+from common import perceptual_metrics
 from common import run_dir
 from reproductions import inpainters
 from reproductions import papers

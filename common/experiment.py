@@ -20,6 +20,7 @@ from absl import logging
 
 from common import data as data_lib
 from common import flags as common_flags
+from common import perceptual_metrics
 from common import run_dir
 from common import train_loop
 from common.errors import UserError
@@ -284,17 +285,20 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
                 common_flags.write_flagfile(os.path.join(workdir, "flags.cfg"),
                                             run_config.flag_lines)
 
-        eval_dataset = None
+        eval_dataset = eval_lpips = None
         if data.eval_data:
             eval_dataset = make_dataset(paper_input, data, spec=data.eval_data, training=False,
                                         batch_size=data.batch_size,
                                         num_examples=data.eval_examples)
+            if chief and run_config.lpips is not None:
+                eval_lpips = perceptual_metrics.load_networks(run_config.lpips).lpips
         logging.info("Training %s; %s.", type(task).__name__,
                      xla_choice(paper.name, config, run_config.loop.jit_compile))
         try:
             return train_loop.train(task, make_train_dataset, run_config.loop,
                                     strategy=strategy, sample_batch=sample_batch(paper_input, data),
-                                    eval_dataset=eval_dataset, on_start=record_run)
+                                    eval_dataset=eval_dataset, on_start=record_run,
+                                    eval_lpips=eval_lpips)
         except tf.errors.DataLossError:
             # TensorFlow names neither the file nor the record: find them.
             located = data_lib.locate_data_loss({"--train_data": data.train_data,

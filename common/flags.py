@@ -22,6 +22,7 @@ from absl import flags
 from common import config_flags
 from common import data as data_lib
 from common import errors
+from common import perceptual_metrics
 from common import train_loop
 from common import vgg
 from common.errors import UserError
@@ -64,6 +65,9 @@ def define_common_flags(values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in workdir/checkpoints.", **into)
     flags.DEFINE_integer("shuffle_buffer", 2048, "Record shuffle buffer for TFRecord/tfds data.",
                          **into)
+    flags.DEFINE_boolean("eval_lpips", True, "Add LPIPS to the periodic evaluation on "
+                         "--eval_data when its weight files are found (see --lpips_net).", **into)
+    perceptual_metrics.define_lpips_flags(values)
     flags.DEFINE_boolean("dry_run", False, "Build the networks, print their trainable parameter "
                          "counts as one JSON line, and exit.", **into)
 
@@ -99,6 +103,8 @@ class RunConfig:
     mixed_precision: str
     strategy: str
     deterministic: bool = False
+    # LPIPS in the periodic evaluation (None or disabled: none).
+    lpips: perceptual_metrics.PerceptualConfig | None = None
     # The resolved flags ("--name=value" lines), recorded in workdir/flags.cfg
     # once the run starts; empty when the run was configured without flags.
     flag_lines: tuple[str, ...] = ()
@@ -141,9 +147,11 @@ def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     data = DataConfig(train_data=values.train_data, eval_data=values.eval_data,
                       eval_examples=values.eval_examples, batch_size=values.batch_size,
                       seed=values.seed, shuffle_buffer=values.shuffle_buffer)
+    lpips = (perceptual_metrics.config_from_flags(values, lpips_only=True)
+             if values.eval_data else None)
     return RunConfig(loop=loop, data=data, mixed_precision=values.mixed_precision,
                      strategy=values.strategy, deterministic=values.deterministic,
-                     flag_lines=resolved_flag_lines(values))
+                     lpips=lpips, flag_lines=resolved_flag_lines(values))
 
 
 # Flags of these modules are absl's or TensorFlow's own, not the run's.

@@ -35,6 +35,8 @@ class PerceptualConfig:
 
     Attributes:
       enabled: False skips LPIPS, FID and KID altogether.
+      fid: False skips FID and KID only (the periodic evaluation in training,
+        whose few images would make them meaningless).
       lpips_net: "alex" (the reference's default) or "vgg".
       lpips_backbone_weights: torchvision's state dict of that backbone, or None.
       lpips_linear_weights: the lpips release's v0.1/<net>.pth, or None.
@@ -44,6 +46,7 @@ class PerceptualConfig:
     """
 
     enabled: bool = True
+    fid: bool = True
     lpips_net: str = "alex"
     lpips_backbone_weights: str | None = None
     lpips_linear_weights: str | None = None
@@ -52,11 +55,10 @@ class PerceptualConfig:
     download: bool = True
 
 
-def define_flags(values: flags.FlagValues = flags.FLAGS) -> None:
-    """The perceptual-metric flags of every evaluating command."""
-    flags.DEFINE_boolean("perceptual_metrics", True, "Also compute LPIPS, FID and KID (each "
-                         "needs its weight files; a missing one is skipped and said so).",
-                         flag_values=values)
+def define_lpips_flags(values: flags.FlagValues = flags.FLAGS) -> None:
+    """The LPIPS flags (also read by training's periodic evaluation); defined once."""
+    if "lpips_net" in values:
+        return
     flags.DEFINE_enum("lpips_net", "alex", list(metric_weights.LPIPS_NETS),
                       "LPIPS backbone: alex (the reference's default) or vgg; the metric is "
                       "recorded as lpips_<net>.", flag_values=values)
@@ -65,8 +67,6 @@ def define_flags(values: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=values)
     flags.DEFINE_string("lpips_linear_weights", None, "The lpips release's linear layers, "
                         "weights/v0.1/<net>.pth.", flag_values=values)
-    flags.DEFINE_string("fid_weights", None, "pytorch-fid's Inception, "
-                        "pt_inception-2015-12-05-6726825d.pth (FID and KID).", flag_values=values)
     flags.DEFINE_string("weights_cache", None, "Folder where the metric weights are looked for "
                         "and downloaded to (default $INPAINTING_WEIGHTS_CACHE or "
                         "~/.cache/inpainting-reproductions/weights).", flag_values=values)
@@ -74,13 +74,29 @@ def define_flags(values: flags.FlagValues = flags.FLAGS) -> None:
                          "from its canonical address (hash-checked).", flag_values=values)
 
 
-def config_from_flags(values: flags.FlagValues = flags.FLAGS) -> PerceptualConfig:
-    return PerceptualConfig(enabled=values.perceptual_metrics, lpips_net=values.lpips_net,
-                            lpips_backbone_weights=values.lpips_backbone_weights or None,
-                            lpips_linear_weights=values.lpips_linear_weights or None,
-                            fid_weights=values.fid_weights or None,
-                            weights_cache=values.weights_cache or None,
-                            download=values.download_weights)
+def define_flags(values: flags.FlagValues = flags.FLAGS) -> None:
+    """The perceptual-metric flags of every evaluating command; defined once."""
+    define_lpips_flags(values)
+    if "perceptual_metrics" in values:
+        return
+    flags.DEFINE_boolean("perceptual_metrics", True, "Also compute LPIPS, FID and KID (each "
+                         "needs its weight files; a missing one is skipped and said so).",
+                         flag_values=values)
+    flags.DEFINE_string("fid_weights", None, "pytorch-fid's Inception, "
+                        "pt_inception-2015-12-05-6726825d.pth (FID and KID).", flag_values=values)
+
+
+def config_from_flags(values: flags.FlagValues = flags.FLAGS,
+                      lpips_only: bool = False) -> PerceptualConfig:
+    """The flags as a PerceptualConfig; `lpips_only` for a command with the LPIPS flags
+    only (training: enabled by its --eval_lpips)."""
+    return PerceptualConfig(
+        enabled=values.eval_lpips if lpips_only else values.perceptual_metrics,
+        fid=not lpips_only, lpips_net=values.lpips_net,
+        lpips_backbone_weights=values.lpips_backbone_weights or None,
+        lpips_linear_weights=values.lpips_linear_weights or None,
+        fid_weights=None if lpips_only else (values.fid_weights or None),
+        weights_cache=values.weights_cache or None, download=values.download_weights)
 
 
 @dataclasses.dataclass
@@ -129,6 +145,16 @@ def load_networks(config: PerceptualConfig) -> PerceptualNetworks:
         networks.weights[key] = {"backbone": backbone, "linear": linear}
     else:
         networks.skipped[key] = why or why_linear
+    if config.fid:
+        _load_inception(config, networks)
+    for metric, reason in networks.skipped.items():
+        if metric != "kid":  # one line for FID and KID, which share their file
+            logging.warning("%s skipped: %s.", "FID and KID" if metric == "fid" else
+                            metric.upper().replace("_", " "), reason)
+    return networks
+
+
+def _load_inception(config: PerceptualConfig, networks: PerceptualNetworks) -> None:
     inception, why = _locate(metric_weights.FID_INCEPTION, config.fid_weights, config)
     if inception:
         networks.inception = fid_lib.FIDInception(
@@ -137,11 +163,6 @@ def load_networks(config: PerceptualConfig) -> PerceptualNetworks:
         networks.weights["fid"] = networks.weights["kid"] = inception
     else:
         networks.skipped["fid"] = networks.skipped["kid"] = why
-    for metric, reason in networks.skipped.items():
-        if metric != "kid":  # one line for FID and KID, which share their file
-            logging.warning("%s skipped: %s.", "FID and KID" if metric == "fid" else
-                            metric.upper().replace("_", " "), reason)
-    return networks
 
 
 class SetScorer:

@@ -496,14 +496,22 @@ def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_
                  " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
 
 
-def evaluate(task: Task, batches) -> dict[str, float]:
-    """Mean inpainting metrics of the task's composites over evaluation batches."""
+def evaluate(task: Task, batches, lpips=None) -> dict[str, float]:
+    """Mean inpainting metrics of the task's composites over evaluation batches.
+
+    `lpips`, a `common.lpips.LPIPS`, adds "lpips_<net>" (on the composites as
+    floats clipped to [-1, 1]; `inpaint-eval` scores the 8-bit files instead).
+    """
     totals: dict[str, float] = {}
     count = 0
     for batch in batches:
         outputs = task.predict(batch)
         values = metrics_lib.inpainting_metrics(outputs["composite"], outputs["target"],
                                                 outputs["mask"])
+        if lpips is not None:
+            clipped = [tf.clip_by_value(tf.cast(outputs[k], tf.float32), -1.0, 1.0)
+                       for k in ("composite", "target")]
+            values[f"lpips_{lpips.net}"] = tf.reduce_mean(lpips(*clipped))
         for key, value in values.items():
             totals[key] = totals.get(key, 0.0) + float(value)
         count += 1
@@ -631,9 +639,9 @@ def write_samples(task: Task, sample_batch: Mapping[str, np.ndarray], workdir: s
 
 
 def write_evaluation(task: Task, eval_dataset: tf.data.Dataset, writer, metrics_path: str,
-                     step: int) -> None:
+                     step: int, lpips=None) -> None:
     """Evaluates at `step`, writing TensorBoard scalars, metrics.jsonl and a log line."""
-    values = evaluate(task, eval_dataset)
+    values = evaluate(task, eval_dataset, lpips)
     with writer.as_default(step=step):
         for key, value in values.items():
             tf.summary.scalar(key, value)
@@ -651,7 +659,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
           *, strategy: tf.distribute.Strategy | None = None,
           sample_batch: Mapping[str, np.ndarray] | None = None,
           eval_dataset: tf.data.Dataset | None = None,
-          on_start: Callable[[int], None] | None = None) -> TrainResult:
+          on_start: Callable[[int], None] | None = None,
+          eval_lpips=None) -> TrainResult:
     """Trains `task` until `config.num_steps`, resuming from the work directory.
 
     Resumes from the newest checkpoint that reads in full (see `run_dir`).
@@ -664,6 +673,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       strategy: the distribution strategy the task was built under.
       sample_batch: a fixed batch for the image grids.
       eval_dataset: a finite dataset for the periodic evaluation, or None.
+      eval_lpips: a `common.lpips.LPIPS` that the periodic evaluation adds, or None.
       on_start: called on the chief with the start step once the checkpoint has
         been restored (it fits the networks), before the first step; records the
         run's settings.
@@ -730,7 +740,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
                 write_samples(task, sample_batch, config.workdir, step, train_writer)
             if chief and eval_dataset is not None and due(step, config.eval_every,
                                                           config.num_steps):
-                write_evaluation(task, eval_dataset, eval_writer, metrics_path, step)
+                write_evaluation(task, eval_dataset, eval_writer, metrics_path, step, eval_lpips)
             if due(step, config.checkpoint_every, config.num_steps):
                 checkpoints.save(step)
 

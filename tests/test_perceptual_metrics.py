@@ -308,3 +308,58 @@ def test_perceptual_metrics_can_be_turned_off():
     scorer = perceptual_metrics.SetScorer(networks)
     scorer.add(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
     assert scorer.finish() == {"lpips": None, "fid": None, "kid": None, "skipped": {}}
+
+
+def test_training_evaluation_adds_lpips_when_its_files_are_given(reference, tmp_path):
+    import dataclasses
+
+    from common import flags as common_flags
+    from reproductions import papers
+
+    entry = reference["lpips_alex"]
+    paths = {}
+    for name, shapes in (("backbone", entry["backbone_shapes"]),
+                         ("linear", entry["linear_shapes"])):
+        paths[name] = tmp_path / f"{name}.pth"
+        tw.write_pth(paths[name], perceptual_inputs.draw_state_dict(entry["seed"], shapes))
+    # The flags make the run's LPIPS settings, only with --eval_data.
+    values = helpers.paper_flags("context_encoder", "--workdir=w", "--eval_data=sample",
+                                 f"--lpips_backbone_weights={paths['backbone']}",
+                                 f"--lpips_linear_weights={paths['linear']}")
+    lpips_config = common_flags.run_config(values).lpips
+    assert lpips_config.enabled and not lpips_config.fid
+    assert lpips_config.lpips_backbone_weights == str(paths["backbone"])
+    assert common_flags.run_config(helpers.paper_flags("context_encoder", "--workdir=w")).lpips \
+        is None
+    # A one-step run evaluating at its end.
+    run = helpers.run_config(tmp_path / "run", 1, batch_size=2, eval_every=1)
+    run = dataclasses.replace(run, lpips=lpips_config,
+                              data=dataclasses.replace(run.data, eval_data="sample",
+                                                       eval_examples=4))
+    papers.get("context_encoder").train(helpers.smoke_config("context_encoder"), run)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluation_rows = [row for row in rows if row["split"] == "eval"]
+    assert len(evaluation_rows) == 1
+    assert 0 < evaluation_rows[0]["lpips_alex"] < 10
+    assert "psnr" in evaluation_rows[0]
+
+
+def test_evaluation_speed_benchmark_times_the_three_settings(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    result = _run([sys.executable, os.path.join(helpers.REPO, "benchmarks", "evaluation_speed.py"),
+                   f"--images={images}", "--limit=3", "--image_size=32"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    # No weight file here: random weights at the real shapes, said so.
+    assert report["weights"] == {"lpips": "random", "inception": "random"}
+    speeds = report["images_per_second"]
+    assert set(speeds) == {"none", "lpips_alex", "lpips_alex+fid+kid"}
+    assert all(value > 0 for value in speeds.values())
+    # The Inception at 299 px and FID's matrix root cost more than no network.
+    assert speeds["lpips_alex+fid+kid"] < speeds["none"]
