@@ -63,6 +63,9 @@ RUNS = (
     ("context_encoder_l2", "context_encoder", "cpu_faces_l2.cfg", "ablation: L2 only"),
     ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
      "ablation: no VGG16 feature loss"),
+    # Trained on free-form strokes of 1-60 % hole area, never on the NVIDIA masks.
+    ("dmfn_irregular", "dmfn", "cpu_faces_irregular.cfg", "irregular holes (strokes)"),
+    ("glcic_irregular", "glcic", "cpu_faces_irregular.cfg", "irregular holes (strokes)"),
 )
 FULLY_CONVOLUTIONAL = papers.fully_convolutional_papers()
 BASELINES = ("telea", "ns", "biharmonic")
@@ -116,15 +119,27 @@ def config_steps(path: str) -> int:
     return int(steps[-1])
 
 
+def variant_flags(config_path: str) -> list[str]:
+    """The flags a variant config adds to the config it includes (none for a config that
+    includes no other): what a smoke run of the variant keeps (e.g. --noadversarial)."""
+    with open(config_path) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    if not any(line.startswith("--flagfile=") for line in lines):
+        return []
+    return [line for line in lines if not line.startswith("--flagfile=")]
+
+
 def train_command(paper: str, config: str, workdir: str, train_dir: str, held_out_dir: str,
                   smoke: bool, mixed_precision: str = "none") -> list[str]:
-    """The train.py command of one run (exactly what README.md shows)."""
+    """The train.py command of one run (exactly what README.md shows). The training
+    data is --train_data alone: no flag names the evaluation masks (--masks)."""
     config_dir = os.path.join("reproductions", paper, "configs")
     command = [sys.executable, os.path.join("reproductions", paper, "train.py"),
                f"--flagfile={os.path.join(config_dir, 'smoke.cfg' if smoke else config)}",
                f"--train_data={train_dir}", f"--eval_data={held_out_dir}",
                f"--workdir={workdir}"]
     if smoke:
+        command += variant_flags(os.path.join(REPO, config_dir, config))
         command += ["--max_steps=2", "--eval_examples=2", "--batch_size=2"]
     if papers.get(paper).uses_vgg:
         command.append(f"--vgg_weights={FLAGS.vgg_weights if not smoke else 'none'}")
@@ -309,6 +324,10 @@ def study_report(root: str, names: list[str], tables: dict[str, list[dict]],
             lines += ["PSNR (dB) by hole area:", "", evaluation.markdown_bins_table(tables[mask_name]),
                       "L1 in the hole by hole area:", "",
                       evaluation.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
+            for key in ("lpips_alex", "lpips_vgg"):
+                if all(key in r["overall"] for r in tables[mask_name]):
+                    lines += [f"LPIPS ({key[6:]}) by hole area:", "",
+                              evaluation.markdown_bins_table(tables[mask_name], key, "{:.4f}")]
     lines += ["Training (wall clock, summed over resumes):", "", timing_table(root, names)]
     return "\n".join(lines)
 

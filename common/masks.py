@@ -21,7 +21,9 @@ What each paper uses:
   * GLCIC: `glcic_hole_and_local_box` (the local discriminator sees the box).
   * Structural Inpainting: `center_mask`, as Context Encoders.
   * DMFN: `dmfn_box_mask` (regular) or `MaskFolder` (irregular mask files).
-  * Any model: `irregular_mask` free-form strokes, `random_block_mask`.
+  * Any model: `irregular_mask` free-form strokes, `strokes_by_area_mask`
+    (strokes whose hole area is uniform over the NVIDIA masks' 1-60 %),
+    `random_block_mask`.
 """
 
 from __future__ import annotations
@@ -460,7 +462,14 @@ def _stroke_params(preset: Union[str, StrokeParams]) -> StrokeParams:
 
 def _render_capsules(start_y, start_x, end_y, end_x, radius, enabled,
                      image_hw: tuple[int, int]) -> tf.Tensor:
-    """Bool [H, W]: pixels within `radius` of any enabled segment (all args [S]).
+    """Bool [H, W]: pixels within `radius` of any enabled segment (all args [S])."""
+    return tf.reduce_any(_segment_masks(start_y, start_x, end_y, end_x, radius, enabled,
+                                        image_hw), axis=0)
+
+
+def _segment_masks(start_y, start_x, end_y, end_x, radius, enabled,
+                   image_hw: tuple[int, int]) -> tf.Tensor:
+    """Bool [S, H, W]: the pixels within `radius` of each segment (all False if disabled).
 
     The set of points within a distance of a segment is a capsule: a rectangle
     with round caps. Round caps are what join consecutive segments of a stroke
@@ -478,20 +487,17 @@ def _render_capsules(start_y, start_x, end_y, end_x, radius, enabled,
                                   step_y ** 2 + step_x ** 2)
     along = tf.clip_by_value(along, 0.0, 1.0)
     squared_distance = (rows - start_y - along * step_y) ** 2 + (cols - start_x - along * step_x) ** 2
-    return tf.reduce_any((squared_distance <= radius ** 2) & enabled, axis=0)
+    return (squared_distance <= radius ** 2) & enabled
 
 
-def irregular_mask(seed, image_size: Size = 256,
-                   preset: Union[str, StrokeParams] = "medium") -> tf.Tensor:
-    """Free-form mask [H, W, 1] of random-walk brush strokes.
+def _stroke_walks(seed, image_hw: tuple[int, int], params: StrokeParams, all_strokes: bool):
+    """The segments of up to `params.max_strokes` random-walk strokes.
 
-    `preset` is a name of IRREGULAR_PRESETS ("thin", "medium", "thick") or a
-    StrokeParams; its sizes are for 256 px and scaled to min(H, W) / 256. All
-    max_strokes * max_vertices segments are rendered at once; the strokes and
-    vertices beyond the drawn counts are disabled.
+    Returns [vertices, strokes] tensors (start_y, start_x, end_y, end_x,
+    radius, enabled): segment v of stroke s. With `all_strokes` every stroke
+    is enabled (the caller picks how many to keep); otherwise the first
+    uniform(min_strokes, max_strokes) are.
     """
-    image_hw = _size_pair(image_size, "image_size")
-    params = _stroke_params(preset).scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
     strokes, vertices = params.max_strokes, params.max_vertices
     (count_draw, vertices_draw, start_draw, heading_draw,
      turn_draw, length_draw, width_draw) = range(7)
@@ -499,7 +505,8 @@ def irregular_mask(seed, image_size: Size = 256,
     def uniform(draw, shape, low, high):
         return tf.random.stateless_uniform(shape, _sub_seed(seed, draw), low, high)
 
-    num_strokes = _uniform_int(_sub_seed(seed, count_draw), params.min_strokes, strokes)
+    num_strokes = (strokes if all_strokes else
+                   _uniform_int(_sub_seed(seed, count_draw), params.min_strokes, strokes))
     num_segments = tf.random.stateless_uniform(
         [strokes], _sub_seed(seed, vertices_draw), minval=1, maxval=vertices + 1, dtype=tf.int32)
     start = uniform(start_draw, [2, strokes], 0.0, 1.0)
@@ -524,10 +531,63 @@ def irregular_mask(seed, image_size: Size = 256,
     stroke_index = tf.range(strokes)[tf.newaxis, :]
     enabled = (stroke_index < num_strokes) & (segment_index < num_segments[tf.newaxis, :])
     radius = tf.broadcast_to(widths / 2, [vertices, strokes])
+    return ys[:-1], xs[:-1], ys[1:], xs[1:], radius, enabled
+
+
+def irregular_mask(seed, image_size: Size = 256,
+                   preset: Union[str, StrokeParams] = "medium") -> tf.Tensor:
+    """Free-form mask [H, W, 1] of random-walk brush strokes.
+
+    `preset` is a name of IRREGULAR_PRESETS ("thin", "medium", "thick") or a
+    StrokeParams; its sizes are for 256 px and scaled to min(H, W) / 256. All
+    max_strokes * max_vertices segments are rendered at once; the strokes and
+    vertices beyond the drawn counts are disabled.
+    """
+    image_hw = _size_pair(image_size, "image_size")
+    params = _stroke_params(preset).scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
     flat = lambda t: tf.reshape(t, [-1])  # [vertices, strokes] -> [segments]
-    holes = _render_capsules(flat(ys[:-1]), flat(xs[:-1]), flat(ys[1:]), flat(xs[1:]),
-                             flat(radius), flat(enabled), image_hw)
+    holes = _render_capsules(*(flat(t) for t in _stroke_walks(seed, image_hw, params, False)),
+                             image_hw)
     return tf.cast(holes, tf.float32)[..., tf.newaxis]
+
+
+# Strokes for masks of a chosen hole area (`strokes_by_area_mask`), sizes at
+# 256 px: enough short strokes of mixed widths to cover 60 % of the image.
+AREA_STROKES = StrokeParams(min_strokes=48, max_strokes=48, max_vertices=6,
+                            min_length=10, max_length=60, min_width=6, max_width=40)
+# The NVIDIA irregular masks' hole-area range, 200 masks in each 10 % bin.
+NVIDIA_AREA_RANGE = (0.01, 0.6)
+
+
+def strokes_by_area_mask(seed, image_size: Size = 256,
+                         area_range: Sequence[float] = NVIDIA_AREA_RANGE,
+                         params: StrokeParams = AREA_STROKES) -> tf.Tensor:
+    """Free-form strokes [H, W, 1] whose hole area is drawn uniformly from `area_range`.
+
+    A target area is drawn; strokes are added one by one, and the mask is the
+    union of the first k, k chosen so that its area is the closest to the
+    target. The hole-area histogram is then about flat over the range, as the
+    NVIDIA irregular masks' bins are (the evaluation masks, never trained on):
+    a model trained on these meets every bin's holes.
+    """
+    low, high = (float(v) for v in area_range)
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"area_range must be 0 <= low < high <= 1, got {tuple(area_range)}.")
+    image_hw = _size_pair(image_size, "image_size")
+    params = params.scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
+    start_y, start_x, end_y, end_x, radius, enabled = _stroke_walks(seed, image_hw, params, True)
+    vertices, strokes = params.max_vertices, params.max_strokes
+    flat = lambda t: tf.reshape(t, [-1])  # noqa: E731
+    # Each stroke alone: render every segment, then join a stroke's segments.
+    segments = _segment_masks(flat(start_y), flat(start_x), flat(end_y), flat(end_x),
+                              flat(radius), flat(enabled), image_hw)
+    per_stroke = tf.reduce_any(tf.reshape(segments, [vertices, strokes, *image_hw]), axis=0)
+    # The union of the first k strokes, for every k, and its area.
+    unions = tf.math.cumsum(tf.cast(per_stroke, tf.int32), axis=0) > 0
+    areas = tf.reduce_mean(tf.cast(unions, tf.float32), axis=[1, 2])
+    target = tf.random.stateless_uniform([], _sub_seed(seed, 7), low, high)
+    chosen = tf.argmin(tf.abs(areas - target))
+    return tf.cast(tf.gather(unions, chosen), tf.float32)[..., tf.newaxis]
 
 
 # --------------------------------------------------------------------------

@@ -169,3 +169,21 @@ def test_cli_dry_run_and_smoke_run(tmp_path):
     result = run_cli(f"--flagfile={CONFIGS}/smoke.cfg", f"--workdir={tmp_path}/x",
                      "--mask_type=irregular", f"--mask_dir={tmp_path}/none")
     assert result.returncode == 1 and f"{tmp_path}/none" in result.stderr
+
+
+def test_stroke_masks_with_a_random_local_box():
+    from reproductions.dmfn import train_lib
+
+    config = helpers.smoke_config("dmfn", mask_type="strokes")
+    make = train_lib.example_fn(config, 0, 2)
+    image = tf.zeros([config.image_size, config.image_size, 3])
+    corners, areas = set(), []
+    for i in range(6):
+        example = make(image, tf.constant([i, 3]), 0)
+        assert example["mask"].shape == (config.image_size, config.image_size, 1)
+        areas.append(float(tf.reduce_mean(example["mask"])))
+        top, left = (int(v) for v in example["corner"])
+        assert 0 <= top <= config.image_size - config.local_size
+        assert 0 <= left <= config.image_size - config.local_size
+        corners.add((top, left))
+    assert len(corners) > 1 and 0 < min(areas) and max(areas) <= 0.62

@@ -129,3 +129,35 @@ def test_study_command_on_a_tiny_budget(tmp_path):
     assert re.findall(r"Evaluating (\S+) with (\S+) masks", again.stderr) == [
         ("ns", "center-overlap")]
     assert json.loads((root / "timings.json").read_text()) == timings
+
+
+def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
+    """The irregular runs train on generated strokes; the NVIDIA masks (--masks) are
+    for evaluation only. Every run's full flags, its config files expanded, are checked."""
+    from common import flags as common_flags
+
+    evaluation_masks = str(tmp_path / "nvidia_irregular")
+    # The study's own train commands, from a process of its own (its flags are global).
+    lister = (
+        "import json, sys\n"
+        "sys.path.insert(0, 'benchmarks')\n"
+        "import faces_study\n"
+        f"faces_study.FLAGS(['x', '--masks={evaluation_masks}', '--vgg_weights=none'])\n"
+        "print(json.dumps([[name, paper, smoke, faces_study.train_command(\n"
+        "    paper, config, 'w/' + name, 'train', 'heldout', smoke)]\n"
+        "    for name, paper, config, _ in faces_study.RUNS for smoke in (False, True)]))\n")
+    listed = subprocess.run([sys.executable, "-c", lister], capture_output=True, text=True,
+                            timeout=300, cwd=helpers.REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    runs = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert {name for name, *_ in runs} >= {"dmfn_irregular", "glcic_irregular"}
+    for name, paper, smoke, command in runs:
+        expanded = common_flags.expand_flagfiles(command[1:])
+        assert not any(evaluation_masks in arg for arg in expanded), (name, smoke)
+        values = helpers.paper_flags(paper, *expanded[1:])
+        assert not getattr(values, "mask_dir", ""), (name, smoke)
+        if name.endswith("_irregular"):
+            assert values.mask_type == "strokes", (name, smoke)
+        if name == "context_encoder_l2":  # a variant keeps its change in a smoke run
+            assert values.adversarial is False, smoke

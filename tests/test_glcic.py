@@ -286,3 +286,20 @@ def test_inference_can_resize_to_a_multiple_of_four_as_inpaint_lua_does(monkeypa
     assert not np.allclose(resized, padded)
     with pytest.raises(ValueError, match="--fit"):
         inference.complete(task, image, mask, fit="crop")
+
+
+def test_stroke_holes_get_the_local_patch_on_their_bounding_box():
+    config = helpers.smoke_config("glcic", mask_type="strokes")
+    make = train_lib.example_fn(config, 0, 2)
+    image = tf.zeros([config.image_size, config.image_size, 3])
+    areas = []
+    for i in range(6):
+        example = make(image, tf.constant([i, 7]), 0)
+        mask = example["mask"]
+        assert mask.shape == (config.image_size, config.image_size, 1)
+        areas.append(float(tf.reduce_mean(mask)))
+        np.testing.assert_array_equal(example["fake_corner"],
+                                      patches.hole_centered_corner(mask, config.local_size))
+    assert len(set(areas)) == 6 and max(areas) <= 0.62  # strokes, not one box size
+    box = helpers.smoke_config("glcic")
+    assert box.mask_type == "box"

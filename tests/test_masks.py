@@ -212,6 +212,24 @@ def test_irregular_strokes_are_connected():
         assert num_components == 1
 
 
+def test_strokes_by_area_cover_the_nvidia_bins_evenly():
+    # 120 masks at 64 px: the hole area is uniform over 1-60 %, so each of the six
+    # 10 % bins gets about 20 (at least 10 here), and none goes far beyond 60 %.
+    areas = np.array([masks.strokes_by_area_mask(seed(i), 64).numpy().mean()
+                      for i in range(120)])
+    counts, _ = np.histogram(areas, bins=[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0])
+    assert counts[:6].min() >= 10 and counts[6] <= 3, counts
+    # The same seed gives the same mask; a chosen range is kept to.
+    first = masks.strokes_by_area_mask(seed(3), (48, 64))
+    assert_binary_mask(first, (48, 64))
+    np.testing.assert_array_equal(first, masks.strokes_by_area_mask(seed(3), (48, 64)))
+    narrow = [masks.strokes_by_area_mask(seed(i), 64, (0.3, 0.35)).numpy().mean()
+              for i in range(8)]
+    assert all(0.25 < a < 0.42 for a in narrow), narrow
+    with pytest.raises(ValueError, match="area_range"):
+        masks.strokes_by_area_mask(seed(0), 64, (0.5, 0.2))
+
+
 def test_irregular_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         masks.irregular_mask(seed(0), 64, "huge")

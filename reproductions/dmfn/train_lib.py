@@ -39,7 +39,7 @@ from common.config_flags import option
 from reproductions.dmfn import losses
 from reproductions.dmfn import model as model_lib
 
-MASK_TYPES = ("box", "irregular")
+MASK_TYPES = ("box", "irregular", "strokes")
 BOX_POSITIONS = ("random", "center")
 
 
@@ -59,8 +59,9 @@ class Config:
     image_size: int = option(256, "Side of the training images.")
     local_size: int = option(128, "Side of the box hole (before shrinking) and of the local "
                              "discriminator's patch.")
-    mask_type: str = option("box", "box: one rectangle; irregular: masks from --mask_dir.",
-                            choices=MASK_TYPES)
+    mask_type: str = option("box", "box: one rectangle; irregular: masks from --mask_dir; "
+                            "strokes: free-form strokes whose hole area is uniform over 1-60 % "
+                            "(the NVIDIA masks' bins, without their files).", choices=MASK_TYPES)
     box_position: str = option("random", "Where the box goes.", choices=BOX_POSITIONS)
     max_shrink: int = option(17, "In training each side of the box shrinks by a random "
                              "0..max_shrink px (the official 0-17).")
@@ -243,23 +244,27 @@ def parameter_counts(task: DMFNTask) -> dict[str, int]:
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
-    """A box hole (and its unshrunk box) or a mask from the folder (and a random box)."""
+    """A box hole (and its unshrunk box), or a mask from the folder or of strokes (and a
+    random box)."""
     del seed, batch_size
     mask_folder = (masks.load_mask_folder(config.mask_dir, invert=config.invert_masks)
                    if config.mask_type == "irregular" else None)
+    strokes = config.mask_type == "strokes"
 
     def dmfn_example(image, example_seed, index):
         del index
         mask_seed, box_seed = (tf.random.experimental.stateless_fold_in(example_seed, k)
                                for k in range(2))
-        if mask_folder is None:
+        if strokes or mask_folder is not None:
+            # As the authors' irregular setting: the local discriminator sees a random box.
+            mask = (masks.strokes_by_area_mask(mask_seed, config.image_size) if strokes
+                    else mask_folder.sample(mask_seed, config.image_size))
+            corner = patches.random_corner(box_seed, config.image_size, config.local_size)
+        else:
             mask, box = masks.dmfn_box_mask(mask_seed, config.image_size, config.local_size,
                                             max_delta=2 * config.max_shrink,
                                             position=config.box_position)
             corner = box[:2]
-        else:
-            mask = mask_folder.sample(mask_seed, config.image_size)
-            corner = patches.random_corner(box_seed, config.image_size, config.local_size)
         return {"image": image, "mask": mask, "corner": tf.cast(corner, tf.int32)}
     return dmfn_example
 

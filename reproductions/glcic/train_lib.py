@@ -40,6 +40,7 @@ from reproductions.glcic import model as model_lib
 
 PHASES = ("completion", "discriminator", "joint")
 OPTIMIZERS = ("adadelta", "adam")
+MASK_TYPES = ("box", "strokes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,11 @@ class Config:
     image_size: int = option(256, "Side of the training crops (the global discriminator's "
                              "input).")
     local_size: int = option(128, "Side of the local discriminator's patch.")
+    mask_type: str = option("box", "box: one rectangle of sides --hole_min..--hole_max (the "
+                            "paper's); strokes: free-form strokes whose hole area is uniform "
+                            "over 1-60 % (the NVIDIA masks' bins). The local discriminator's "
+                            "patch is centred on the hole's bounding box either way.",
+                            choices=MASK_TYPES)
     hole_min: int = option(96, "Smallest hole side (width and height are drawn "
                            "independently).")
     hole_max: int = option(128, "Largest hole side.")
@@ -228,14 +234,19 @@ def parameter_counts(task: GLCICTask) -> dict[str, int]:
 
 
 def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn:
-    """One hole per image (sides drawn independently), and the two local patch corners."""
+    """One hole per image (a box with sides drawn independently, or strokes), and the two
+    local patch corners (the fake one centred on the hole's bounding box)."""
     del seed, batch_size
 
     def glcic_example(image, example_seed, index):
         del index
-        mask, _ = masks.glcic_hole_and_local_box(
-            tf.random.experimental.stateless_fold_in(example_seed, 0), config.image_size,
-            (config.hole_min, config.hole_max), config.local_size)
+        mask_seed = tf.random.experimental.stateless_fold_in(example_seed, 0)
+        if config.mask_type == "strokes":
+            mask = masks.strokes_by_area_mask(mask_seed, config.image_size)
+        else:
+            mask, _ = masks.glcic_hole_and_local_box(
+                mask_seed, config.image_size, (config.hole_min, config.hole_max),
+                config.local_size)
         return {"image": image, "mask": mask,
                 "fake_corner": patches.hole_centered_corner(mask, config.local_size),
                 "real_corner": patches.random_corner(
