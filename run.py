@@ -35,6 +35,21 @@ JOBS = {
     "test": ["-m", "pytest", "-n", "2"],
 }
 USAGE = f"usage: python3 run.py {{{'|'.join(JOBS)}}} [arguments for the job]"
+# Printed when the demo has trained: what it made, and where to go next.
+DEMO_DONE = """
+The demo trained Context Encoders for a few minutes on seven photos, in {workdir}:
+  samples/step_*.png   image grids (masked input | raw output | composite | ground truth)
+  checkpoints/         the weights (rerunning the command resumes, or says it is done)
+  metrics.jsonl        the losses at every logged step
+That is enough to learn coarse colour in the centre hole, not faces or scenes: what
+real training shows is the CPU-scale study on faces (README, "CPU-scale study on faces").
+
+Next, in the environment (. .venv/bin/activate):
+  tensorboard --logdir {workdir}
+  inpaint-eval --method=context_encoder:{workdir} --images=PHOTOS --masks=center-overlap \\
+      --image_size=128 --output=runs/ce_demo_eval
+  inpaint --method=telea --image=PHOTO --mask=MASK --output=completed.png
+"""
 
 
 def venv_python(env_dir: str = VENV) -> str:
@@ -95,7 +110,11 @@ def main(argv: list[str], runner=subprocess.call, env_dir: str = VENV) -> int:
         install(env_dir)
     command = job_command(argv[1], argv[2:], venv_python(env_dir))
     print("Running:", " ".join(command[1:]), flush=True)
-    return runner(command, cwd=REPO)
+    code = runner(command, cwd=REPO)
+    if argv[1] == "demo" and code == 0:
+        workdirs = [a.split("=", 1)[1] for a in command if a.startswith("--workdir=")]
+        print(DEMO_DONE.format(workdir=workdirs[-1]))
+    return code
 
 
 if __name__ == "__main__":

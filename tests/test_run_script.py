@@ -76,3 +76,18 @@ def test_the_jobs_name_files_that_exist(job):
             assert os.path.exists(os.path.join(REPO, word))
         if word.startswith("--flagfile="):
             assert os.path.exists(os.path.join(REPO, word.split("=", 1)[1]))
+
+
+def test_the_demo_says_what_it_made_and_what_to_run_next(tmp_path, capsys):
+    env = fake_env(tmp_path, run_script.setup_digest())
+    assert run_script.main(["run.py", "demo", "--workdir=runs/mine"],
+                           runner=lambda command, cwd: 0, env_dir=env) == 0
+    out = capsys.readouterr().out
+    assert "in runs/mine:" in out and "samples/step_*.png" in out
+    assert "tensorboard --logdir runs/mine" in out
+    assert "inpaint-eval --method=context_encoder:runs/mine" in out
+    assert "CPU-scale study on faces" in out
+    # A failed or interrupted demo says nothing of the kind.
+    assert run_script.main(["run.py", "demo"], runner=lambda command, cwd: 130,
+                           env_dir=env) == 130
+    assert "tensorboard" not in capsys.readouterr().out
