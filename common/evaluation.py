@@ -446,7 +446,8 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
 
     # A centre-region model fills only part of a hole elsewhere: count what it leaves.
     unfilled_hole = getattr(inpainter, "unfilled_hole", None)
-    scorer = perceptual_metrics.SetScorer(perceptual) if perceptual is not None else None
+    scorer = (perceptual_metrics.SetScorer(perceptual, image_size=image_size)
+              if perceptual is not None else None)
     per_image, seconds = [], 0.0
     for path, name in tqdm.tqdm(pairs, desc=method, unit="image", disable=not progress):
         target = load_image(path, image_size)
@@ -472,11 +473,11 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
     if scorer is not None:
         perceptual_results = scorer.finish()
         if perceptual_results["lpips"] is not None:
-            summary_keys += (perceptual.lpips_key,)
+            summary_keys += (scorer.networks.lpips_key,)
             for record, value in zip(per_image, perceptual_results["lpips"]):
-                record[perceptual.lpips_key] = value
+                record[scorer.networks.lpips_key] = value
         perceptual_record = {
-            "images": len(per_image), "weights": dict(perceptual.weights),
+            "images": len(per_image), "weights": dict(scorer.networks.weights),
             "skipped": perceptual_results["skipped"]}
         if perceptual_results["kid"] is not None:
             perceptual_record.update(kid_subsets=perceptual_results["kid"]["subsets"],

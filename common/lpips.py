@@ -36,6 +36,9 @@ _VGG16 = (("conv", 0, 1, 1), ("conv", 2, 1, 1), "tap", "pool",
           ("conv", 24, 1, 1), ("conv", 26, 1, 1), ("conv", 28, 1, 1), "tap")
 PLANS = {"alex": _ALEX, "vgg": _VGG16}
 POOLS = {"alex": (3, 2), "vgg": (2, 2)}  # (window, stride)
+# The smallest image side each backbone's pools accept (AlexNet's second 3x3
+# pool needs a 3x3 map; VGG16's fourth 2x2 pool a 2x2 one).
+MIN_SIDE = {"alex": 31, "vgg": 16}
 
 # Kernel shapes (out, in, kh, kw) of torchvision's networks, by features index.
 _ALEX_SHAPES = {0: (64, 3, 11, 11), 3: (192, 64, 5, 5), 6: (384, 192, 3, 3),
@@ -96,8 +99,7 @@ class LPIPS(tf.Module):
 
     Call it with two [N, H, W, 3] batches in [-1, 1] (the suite's range; the
     package's own without `normalize=True`); it returns the [N] distances.
-    Images smaller than the backbone's receptive field are refused by the
-    pools (AlexNet needs >= 31 pixels a side, VGG16 >= 32).
+    Images need MIN_SIDE pixels a side (AlexNet 31, VGG16 16), as in the reference.
     """
 
     def __init__(self, net: str, backbone_state: dict, linear_state: dict,

@@ -172,7 +172,20 @@ class SetScorer:
     returns the per-image LPIPS in the order added, FID and KID.
     """
 
-    def __init__(self, networks: PerceptualNetworks, batch_size: int = BATCH_SIZE):
+    def __init__(self, networks: PerceptualNetworks, batch_size: int = BATCH_SIZE,
+                 image_size: int | None = None):
+        too_small = (networks.lpips is not None and image_size is not None
+                     and image_size < lpips_lib.MIN_SIDE[networks.lpips.net])
+        if too_small:
+            net = networks.lpips.net
+            reason = (f"{image_size} px images are below the {lpips_lib.MIN_SIDE[net]} px "
+                      f"that LPIPS's {net} backbone needs")
+            logging.warning("%s skipped: %s.", networks.lpips_key.upper().replace("_", " "),
+                            reason)
+            weights = {k: v for k, v in networks.weights.items() if k != networks.lpips_key}
+            networks = dataclasses.replace(networks, lpips=None, weights=weights,
+                                           skipped={**networks.skipped,
+                                                    networks.lpips_key: reason})
         self.networks, self.batch_size = networks, batch_size
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._lpips: list[float] = []

@@ -363,3 +363,18 @@ def test_evaluation_speed_benchmark_times_the_three_settings(tmp_path):
     assert all(value > 0 for value in speeds.values())
     # The Inception at 299 px and FID's matrix root cost more than no network.
     assert speeds["lpips_alex+fid+kid"] < speeds["none"]
+
+
+def test_images_too_small_for_the_lpips_backbone_skip_it_with_the_reason(reference):
+    networks = perceptual_metrics.PerceptualNetworks(lpips=_lpips_model(reference, "alex"),
+                                                     weights={"lpips_alex": {}})
+    scorer = perceptual_metrics.SetScorer(networks, image_size=24)
+    scorer.add(np.zeros((24, 24, 3)), np.ones((24, 24, 3)))
+    result = scorer.finish()
+    assert result["lpips"] is None
+    assert result["skipped"] == {"lpips_alex": "24 px images are below the 31 px that "
+                                               "LPIPS's alex backbone needs"}
+    # At the limit it runs (the reference's smallest input for AlexNet).
+    scorer = perceptual_metrics.SetScorer(networks, image_size=31)
+    scorer.add(np.zeros((31, 31, 3)), np.ones((31, 31, 3)))
+    assert scorer.finish()["lpips"][0] > 0
