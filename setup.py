@@ -25,6 +25,8 @@ setup(
         "matplotlib>=3.8,<4",
         "pillow>=10,<14",
         "scikit-image>=0.24,<0.27",
+        # FID's matrix square root, as pytorch-fid takes it (scipy.linalg.sqrtm).
+        "scipy>=1.11,<2",
         "opencv-python-headless>=4.9,<6",
         "tqdm>=4.66,<5",
         # Reads the authors' released Torch7 models (reproductions/convert.py).
