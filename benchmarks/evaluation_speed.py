@@ -28,9 +28,7 @@ from common import evaluation
 from common import fid
 from common import flags as common_flags
 from common import lpips
-from common import metric_weights
 from common import perceptual_metrics
-from common import torch_files
 from common.errors import UserError
 from reproductions import inpainters
 
@@ -50,32 +48,18 @@ def _random_state(shapes: dict, seed: int) -> dict:
             for key, shape in shapes.items()}
 
 
-def lpips_network(config) -> tuple[lpips.LPIPS, str]:
-    """The LPIPS network from its files, or with random weights if one is missing."""
-    net = config.lpips_net
-    backbone, _ = metric_weights.locate(metric_weights.LPIPS_BACKBONES[net],
-                                        config.lpips_backbone_weights, config.weights_cache,
-                                        config.download)
-    linear, _ = metric_weights.locate(metric_weights.LPIPS_LINEAR[net],
-                                      config.lpips_linear_weights, config.weights_cache,
-                                      config.download)
-    if backbone and linear:
-        return lpips.LPIPS(net, torch_files.read_pth_state_dict(backbone),
-                           torch_files.read_pth_state_dict(linear)), "files"
+def random_lpips(net: str) -> lpips.LPIPS:
+    """LPIPS with random weights at the real shapes."""
     shapes = {f"features.{i}.{kind}": (shape if kind == "weight" else shape[:1])
               for i, shape in lpips.KERNEL_SHAPES[net].items() for kind in ("weight", "bias")}
     shapes.update({f"lin{k}.model.1.weight": (1, c, 1, 1)
                    for k, c in enumerate(lpips.tap_channels(net))})
     state = _random_state(shapes, 0)
-    return lpips.LPIPS(net, state, state), "random"
+    return lpips.LPIPS(net, state, state)
 
 
-def inception_network(config) -> tuple[fid.FIDInception, str]:
-    """pytorch-fid's Inception from its file, or with random weights if it is missing."""
-    path, _ = metric_weights.locate(metric_weights.FID_INCEPTION, config.fid_weights,
-                                    config.weights_cache, config.download)
-    if path:
-        return fid.FIDInception(torch_files.read_pth_state_dict(path)), "files"
+def random_inception() -> fid.FIDInception:
+    """pytorch-fid's Inception with random weights at the real shapes."""
     shapes = {}
     for prefix, c_out, c_in, (kh, kw), _, _ in fid.conv_specs():
         shapes[f"{prefix}.conv.weight"] = (c_out, c_in, kh, kw)
@@ -85,7 +69,7 @@ def inception_network(config) -> tuple[fid.FIDInception, str]:
     for key in state:
         if key.endswith("running_var"):
             state[key] = np.abs(state[key]) + 1.0
-    return fid.FIDInception(state), "random"
+    return fid.FIDInception(state)
 
 
 def images_per_second(networks, output: str, limit: int) -> float:
@@ -105,8 +89,12 @@ def main(argv):
         if not os.path.isdir(FLAGS.images):
             raise UserError(f"--images {FLAGS.images!r} is not a folder.")
         config = perceptual_metrics.config_from_flags()
-        lpips_model, lpips_weights = lpips_network(config)
-        inception, inception_weights = inception_network(config)
+        # The weight files where found (a missing one is logged), else random weights.
+        found = perceptual_metrics.load_networks(config)
+        lpips_model = found.lpips if found.lpips is not None else random_lpips(config.lpips_net)
+        inception = found.inception if found.inception is not None else random_inception()
+        lpips_weights = "files" if found.lpips is not None else "random"
+        inception_weights = "files" if found.inception is not None else "random"
         settings = {
             "none": perceptual_metrics.PerceptualNetworks(),
             f"lpips_{config.lpips_net}": perceptual_metrics.PerceptualNetworks(lpips=lpips_model),

@@ -227,9 +227,7 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
     """metrics.json of one method on one mask set; reused while the run has not moved
     on and the masks and the perceptual metrics computed are the same."""
     _, _, workdir = method.partition(":")
-    computed = [] if networks is None else sorted(
-        ([networks.lpips_key] if networks.lpips is not None else [])
-        + (["fid", "kid"] if networks.inception is not None else []))
+    computed = sorted(networks.weights) if networks is not None else []  # the metrics loaded
     options = {"postprocess": postprocess, "limit": limit,
                "checkpoint_step": run_dir.latest_step(workdir) if workdir else None}
     if computed:  # (absent otherwise, so results from before these metrics stay valid)

@@ -385,7 +385,7 @@ def _method_name(inpainter) -> str:
 def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size: int,
              output_dir: str, limit: int | None = None, method: str | None = None,
              options: dict | None = None, progress: bool = True,
-             perceptual: "perceptual_metrics.PerceptualNetworks | None" = None) -> dict:
+             perceptual: perceptual_metrics.PerceptualNetworks | None = None) -> dict:
     """Evaluates one inpainter on a folder of images; writes PNGs and metrics.json.
 
     Args:
@@ -501,11 +501,11 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
         "per_image": per_image,
     }
     if perceptual_record is not None:
-        for key in ("fid", "kid"):
-            if perceptual_results[key] is not None:
-                value = perceptual_results[key]
-                results["overall"][key] = (value if key == "fid" else
-                                           {"mean": value["mean"], "std": value["std"]})
+        if perceptual_results["fid"] is not None:
+            results["overall"]["fid"] = perceptual_results["fid"]
+        if perceptual_results["kid"] is not None:
+            kid = perceptual_results["kid"]
+            results["overall"]["kid"] = {"mean": kid["mean"], "std": kid["std"]}
         results["perceptual"] = perceptual_record
     if unfilled_hole is not None:
         unfilled = results["unfilled_hole"] = unfilled_summary(per_image, image_size)

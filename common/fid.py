@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from common.errors import UserError
+from common import torch_files
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -113,14 +113,8 @@ def conv_specs() -> list[tuple]:
             + _convs_d("Mixed_7a", 768) + _convs_e("Mixed_7b", 1280) + _convs_e("Mixed_7c", 2048))
 
 
-def _array(state: dict, key: str, shape: tuple, source: str) -> np.ndarray:
-    if key not in state:
-        raise UserError(f"{source} has no {key!r}: expected {shape}. Is it pytorch-fid's "
-                        "pt_inception-2015-12-05 file?")
-    value = np.asarray(state[key], np.float32)
-    if value.shape != tuple(shape):
-        raise UserError(f"{source}: {key!r} has shape {value.shape}, expected {tuple(shape)}.")
-    return value
+# What a wrong file's error asks.
+_WHICH_FILE = "Is it pytorch-fid's pt_inception-2015-12-05 file?"
 
 
 def inception_weights(state: dict, source: str = "the Inception weights") -> dict:
@@ -132,8 +126,10 @@ def inception_weights(state: dict, source: str = "the Inception weights") -> dic
     """
     weights = {}
     for prefix, c_out, c_in, (kh, kw), _, _ in conv_specs():
-        kernel = _array(state, f"{prefix}.conv.weight", (c_out, c_in, kh, kw), source)
-        gamma, beta, mean, var = (_array(state, f"{prefix}.bn.{name}", (c_out,), source)
+        kernel = torch_files.state_array(state, f"{prefix}.conv.weight", (c_out, c_in, kh, kw),
+                                         source, _WHICH_FILE)
+        gamma, beta, mean, var = (torch_files.state_array(state, f"{prefix}.bn.{name}", (c_out,),
+                                                          source, _WHICH_FILE)
                                   for name in ("weight", "bias", "running_mean", "running_var"))
         scale = gamma / np.sqrt(var.astype(np.float64) + BATCH_NORM_EPS)
         weights[prefix] = (kernel.transpose(2, 3, 1, 0), scale.astype(np.float32),

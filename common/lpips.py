@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from common import torch_files
 from common.errors import UserError
 
 # lpips.ScalingLayer.
@@ -67,30 +68,20 @@ def _check_net(net: str) -> str:
     return net
 
 
-def _array(state: dict, key: str, shape: tuple, source: str) -> np.ndarray:
-    """state[key] as float32 after checking it is there with `shape`."""
-    if key not in state:
-        raise UserError(f"{source} has no {key!r}: expected {shape}. Is it the right file?")
-    value = np.asarray(state[key], np.float32)
-    if value.shape != tuple(shape):
-        raise UserError(f"{source}: {key!r} has shape {value.shape}, expected {tuple(shape)}.")
-    return value
-
-
 def backbone_weights(net: str, state: dict, source: str = "the backbone weights") -> dict:
     """{features index: (HWIO kernel, bias)} from torchvision's AlexNet or VGG16 state
     dict (keys `features.N.weight` / `features.N.bias`; the classifier is not used)."""
     weights = {}
     for index, shape in KERNEL_SHAPES[_check_net(net)].items():
-        kernel = _array(state, f"features.{index}.weight", shape, source)
-        bias = _array(state, f"features.{index}.bias", shape[:1], source)
+        kernel = torch_files.state_array(state, f"features.{index}.weight", shape, source)
+        bias = torch_files.state_array(state, f"features.{index}.bias", shape[:1], source)
         weights[index] = (kernel.transpose(2, 3, 1, 0), bias)  # OIHW -> HWIO
     return weights
 
 
 def linear_weights(net: str, state: dict, source: str = "the linear weights") -> list[np.ndarray]:
     """The five per-channel weights of the lpips release's `lin{k}.model.1.weight`."""
-    return [_array(state, f"lin{k}.model.1.weight", (1, channels, 1, 1), source).reshape(-1)
+    return [torch_files.state_array(state, f"lin{k}.model.1.weight", (1, channels, 1, 1), source).reshape(-1)
             for k, channels in enumerate(tap_channels(net))]
 
 

@@ -534,6 +534,11 @@ def _stroke_walks(seed, image_hw: tuple[int, int], params: StrokeParams, all_str
     return ys[:-1], xs[:-1], ys[1:], xs[1:], radius, enabled
 
 
+def _flat(segments: tf.Tensor) -> tf.Tensor:
+    """[vertices, strokes] -> [segments], stroke index fastest."""
+    return tf.reshape(segments, [-1])
+
+
 def irregular_mask(seed, image_size: Size = 256,
                    preset: Union[str, StrokeParams] = "medium") -> tf.Tensor:
     """Free-form mask [H, W, 1] of random-walk brush strokes.
@@ -545,8 +550,7 @@ def irregular_mask(seed, image_size: Size = 256,
     """
     image_hw = _size_pair(image_size, "image_size")
     params = _stroke_params(preset).scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
-    flat = lambda t: tf.reshape(t, [-1])  # [vertices, strokes] -> [segments]
-    holes = _render_capsules(*(flat(t) for t in _stroke_walks(seed, image_hw, params, False)),
+    holes = _render_capsules(*(_flat(t) for t in _stroke_walks(seed, image_hw, params, False)),
                              image_hw)
     return tf.cast(holes, tf.float32)[..., tf.newaxis]
 
@@ -577,10 +581,9 @@ def strokes_by_area_mask(seed, image_size: Size = 256,
     params = params.scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
     start_y, start_x, end_y, end_x, radius, enabled = _stroke_walks(seed, image_hw, params, True)
     vertices, strokes = params.max_vertices, params.max_strokes
-    flat = lambda t: tf.reshape(t, [-1])  # noqa: E731
     # Each stroke alone: render every segment, then join a stroke's segments.
-    segments = _segment_masks(flat(start_y), flat(start_x), flat(end_y), flat(end_x),
-                              flat(radius), flat(enabled), image_hw)
+    segments = _segment_masks(*(_flat(t) for t in (start_y, start_x, end_y, end_x, radius,
+                                                   enabled)), image_hw)
     per_stroke = tf.reduce_any(tf.reshape(segments, [vertices, strokes, *image_hw]), axis=0)
     # The union of the first k strokes, for every k, and its area.
     unions = tf.math.cumsum(tf.cast(per_stroke, tf.int32), axis=0) > 0

@@ -95,11 +95,6 @@ def default_cache_dir() -> str:
         os.path.expanduser("~"), ".cache", "inpainting-reproductions", "weights")
 
 
-def hash_matches(path: str, expected: str) -> bool:
-    """Whether the file's SHA-256 starts with `expected` (a full digest or a prefix)."""
-    return torch_files.sha256(path).startswith(expected.lower())
-
-
 def download(weight_file: WeightFile, target: str) -> None:
     """Downloads `weight_file` to `target`, atomically, after checking its hash.
 
@@ -116,8 +111,9 @@ def download(weight_file: WeightFile, target: str) -> None:
                 urllib.request.urlopen(weight_file.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
-        if not hash_matches(partial, weight_file.sha256):
-            raise OSError(f"{weight_file.url} has SHA-256 {torch_files.sha256(partial)[:16]}..., "
+        digest = torch_files.sha256(partial)  # read once: the files are hundreds of MB
+        if not digest.startswith(weight_file.sha256.lower()):
+            raise OSError(f"{weight_file.url} has SHA-256 {digest[:16]}..., "
                           f"not the published {weight_file.sha256}")
         os.replace(partial, target)
     finally:

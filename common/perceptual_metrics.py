@@ -149,9 +149,14 @@ def load_networks(config: PerceptualConfig) -> PerceptualNetworks:
         _load_inception(config, networks)
     for metric, reason in networks.skipped.items():
         if metric != "kid":  # one line for FID and KID, which share their file
-            logging.warning("%s skipped: %s.", "FID and KID" if metric == "fid" else
-                            metric.upper().replace("_", " "), reason)
+            _log_skipped(metric, reason)
     return networks
+
+
+def _log_skipped(metric: str, reason: str) -> None:
+    """The one log line of a skipped metric ("LPIPS ALEX skipped: ...")."""
+    label = "FID and KID" if metric == "fid" else metric.upper().replace("_", " ")
+    logging.warning("%s skipped: %s.", label, reason)
 
 
 def _load_inception(config: PerceptualConfig, networks: PerceptualNetworks) -> None:
@@ -180,8 +185,7 @@ class SetScorer:
             net = networks.lpips.net
             reason = (f"{image_size} px images are below the {lpips_lib.MIN_SIDE[net]} px "
                       f"that LPIPS's {net} backbone needs")
-            logging.warning("%s skipped: %s.", networks.lpips_key.upper().replace("_", " "),
-                            reason)
+            _log_skipped(networks.lpips_key, reason)
             weights = {k: v for k, v in networks.weights.items() if k != networks.lpips_key}
             networks = dataclasses.replace(networks, lpips=None, weights=weights,
                                            skipped={**networks.skipped,
@@ -226,7 +230,7 @@ class SetScorer:
             targets = np.concatenate(self._features["targets"])
             if len(targets) < 2:
                 reason = f"FID and KID need at least 2 images, the evaluation has {len(targets)}"
-                logging.warning("FID and KID skipped: %s.", reason)
+                _log_skipped("fid", reason)
                 result["skipped"].update(fid=reason, kid=reason)
             else:
                 result["fid"] = fid_lib.fid_from_features(composites, targets)

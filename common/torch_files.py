@@ -274,6 +274,18 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a checkpoint")
 
 
+def state_array(state: dict, key: str, shape: tuple, source: str,
+                question: str = "Is it the right file?") -> np.ndarray:
+    """state[key] as float32, after checking it is there with `shape`; errors name
+    `source` (the flag and path the state dict came from) and ask `question`."""
+    if key not in state:
+        raise UserError(f"{source} has no {key!r}: expected {shape}. {question}")
+    value = np.asarray(state[key], np.float32)
+    if value.shape != tuple(shape):
+        raise UserError(f"{source}: {key!r} has shape {value.shape}, expected {tuple(shape)}.")
+    return value
+
+
 def read_pth_state_dict(path: str, flag: str = "--weights") -> dict[str, np.ndarray]:
     """{parameter name: array} of a PyTorch checkpoint, zip or legacy; 'module.'
     prefixes removed. `flag` names where the path came from in errors."""
