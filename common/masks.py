@@ -20,7 +20,8 @@ What each paper uses:
     `random_region_mask`, hole filled with `IMAGENET_MEAN_FILL`.
   * GLCIC: `glcic_hole_and_local_box` (the local discriminator sees the box).
   * Structural Inpainting: `center_mask`, as Context Encoders.
-  * DMFN: `dmfn_box_mask` (regular) or `MaskFolder` (irregular mask files).
+  * DMFN: `dmfn_box_mask` (regular) or `MaskFolder` (irregular mask files,
+    optionally changed by `MaskAugmentation`: crops, rotations, dilation, flips).
   * Any model: `irregular_mask` free-form strokes, `strokes_by_area_mask`
     (strokes whose hole area is uniform over the NVIDIA masks' 1-60 %),
     `random_block_mask`.
@@ -639,6 +640,86 @@ def _checked_coverage(path: str, invert: bool) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
+class MaskAugmentation:
+    """Random changes to a mask file, as the partial-convolution protocol (Liu et al.
+    2018) augments the NVIDIA masks for training: cropping, rotation, dilation, and
+    flips. Each draw is a pure function of its seed.
+
+    Fields:
+      min_crop: a square window of side min_crop..1 of the mask (in a random
+        place) is taken and resized to the image; 1 keeps the whole mask.
+      max_rotation: degrees; the mask turns by a uniform angle in
+        [-max_rotation, max_rotation] about its centre (corners that come in
+        from outside are known pixels).
+      max_dilation: the hole grows by 0..max_dilation px (3x3 steps, at the
+        image's size).
+      flips: left-right and up-down, each with probability 1/2.
+    """
+
+    min_crop: float = 0.5
+    max_rotation: float = 180.0
+    max_dilation: int = 2
+    flips: bool = True
+
+    # Sub-seed numbers of the draws (see the module docstring).
+    _CROP_SIDE, _CROP_TOP, _CROP_LEFT, _ANGLE, _DILATION, _FLIP_LR, _FLIP_UD = range(7)
+
+    def __post_init__(self):
+        if not 0 < self.min_crop <= 1:
+            raise ValueError(f"min_crop must be in (0, 1], got {self.min_crop}.")
+        if not 0 <= self.max_rotation <= 180:
+            raise ValueError(f"max_rotation must be in [0, 180] degrees, got {self.max_rotation}.")
+        if not isinstance(self.max_dilation, int) or self.max_dilation < 0:
+            raise ValueError(f"max_dilation must be an int >= 0, got {self.max_dilation!r}.")
+
+    def __call__(self, seed, holes: tf.Tensor, image_size: Size) -> tf.Tensor:
+        """float32 [H, W, 1] mask from bool/0-1 `holes` [h, w, 1] at the file's own size.
+
+        A draw that leaves no hole (a crop beside it) or no known pixel (a large
+        dilation) gives the file's mask resized, unchanged.
+        """
+        height, width = _size_pair(image_size, "image_size")
+        holes = tf.cast(holes, tf.float32)
+        side = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_SIDE),
+                                           self.min_crop, 1.0)
+        top = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_TOP)) * (1.0 - side)
+        left = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_LEFT)) * (1.0 - side)
+        box = tf.stack([top, left, top + side, left + side])[tf.newaxis]
+        mask = tf.image.crop_and_resize(holes[tf.newaxis], box, [0], [height, width],
+                                        method="nearest")
+        angle = tf.random.stateless_uniform([], _sub_seed(seed, self._ANGLE), -1.0, 1.0)
+        mask = _rotate(mask, angle * self.max_rotation * math.pi / 180.0)
+        steps = _uniform_int(_sub_seed(seed, self._DILATION), 0, self.max_dilation)
+        mask = tf.while_loop(lambda i, m: i < steps,
+                             lambda i, m: (i + 1, tf.nn.max_pool2d(m, 3, 1, "SAME")),
+                             (tf.constant(0), mask))[1]
+        if self.flips:
+            flip_lr, flip_ud = (tf.random.stateless_uniform([], _sub_seed(seed, k)) < 0.5
+                                for k in (self._FLIP_LR, self._FLIP_UD))
+            mask = tf.where(flip_lr, tf.reverse(mask, [2]), mask)
+            mask = tf.where(flip_ud, tf.reverse(mask, [1]), mask)
+        mask = tf.cast(mask[0] > 0.5, tf.float32)
+        plain = tf.cast(tf.image.resize(holes, [height, width], method="nearest") > 0.5,
+                        tf.float32)
+        usable = (tf.reduce_max(mask) > 0) & (tf.reduce_min(mask) < 1)
+        return tf.ensure_shape(tf.where(usable, mask, plain), [height, width, 1])
+
+
+def _rotate(images: tf.Tensor, radians: tf.Tensor) -> tf.Tensor:
+    """[N, H, W, C] turned by `radians` about their centre, nearest neighbour, zeros
+    where nothing maps (the output-to-input transform of ImageProjectiveTransformV3)."""
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2],
+                                                                        tf.float32)
+    cos, sin = tf.cos(radians), tf.sin(radians)
+    center_x, center_y = (width - 1) / 2, (height - 1) / 2
+    transform = tf.stack([cos, -sin, center_x - cos * center_x + sin * center_y,
+                          sin, cos, center_y - sin * center_x - cos * center_y, 0.0, 0.0])
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transform[tf.newaxis], output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+
+
+@dataclasses.dataclass(frozen=True)
 class MaskFolder:
     """Mask images of a folder (white = hole, or black = hole with invert=True).
 
@@ -648,12 +729,17 @@ class MaskFolder:
     files: tuple[str, ...]
     invert: bool = False
 
-    def sample(self, seed, image_size: Size) -> tf.Tensor:
-        """A file picked uniformly by `seed`, as a mask [H, W, 1] (graph mode)."""
+    def sample(self, seed, image_size: Size,
+               augmentation: MaskAugmentation | None = None) -> tf.Tensor:
+        """A file picked uniformly by `seed`, as a mask [H, W, 1] (graph mode), changed
+        by `augmentation` if given (its draws from another sub-seed of `seed`)."""
         image_hw = _size_pair(image_size, "image_size")
         index = tf.random.stateless_uniform([], seed, minval=0, maxval=len(self.files),
                                             dtype=tf.int32)
-        return _decode_mask(tf.gather(tf.constant(self.files), index), image_hw, self.invert)
+        path = tf.gather(tf.constant(self.files), index)
+        if augmentation is None:
+            return _decode_mask(path, image_hw, self.invert)
+        return augmentation(_sub_seed(seed, 1), _read_holes(path, self.invert), image_hw)
 
     def load(self, index: int, image_size: Size) -> tf.Tensor:
         """The mask of file number `index` (in sorted order), as [H, W, 1]."""

@@ -100,6 +100,12 @@ def test_irregular_masks_come_from_the_folder_with_a_random_box(tmp_path):
     assert np.all((corners >= 0) & (corners <= 32))
     with pytest.raises(ValueError, match="--mask_dir"):
         small_config(mask_type="irregular")
+    augmented = first_batch(small_config(mask_type="irregular", mask_dir=str(tmp_path),
+                                         mask_augment=True), batch_size=4)["mask"].numpy()
+    assert augmented.shape == batch["mask"].shape
+    assert set(np.unique(augmented)) <= {0.0, 1.0} and not np.array_equal(augmented, batch["mask"])
+    with pytest.raises(ValueError, match="--mask_augment .* --mask_type=irregular"):
+        small_config(mask_augment=True)
 
 
 def test_generator_loss_is_the_official_weighted_sum_on_the_composite():

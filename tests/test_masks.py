@@ -317,6 +317,56 @@ def test_mask_folder_sample_in_graph(mask_dir):
     assert np.array_equal(first, folder.sample(seed(4), 40).numpy())
 
 
+def test_mask_augmentation_off_is_the_resized_file():
+    holes = np.zeros((16, 16, 1), bool)
+    holes[2:5, 3:10] = True
+    still = masks.MaskAugmentation(min_crop=1.0, max_rotation=0.0, max_dilation=0, flips=False)
+    np.testing.assert_array_equal(still(seed(1), holes, 16).numpy()[..., 0] > 0.5, holes[..., 0])
+    doubled = still(seed(1), holes, 32).numpy()[..., 0]  # nearest: each pixel 2x2
+    assert doubled.sum() == 4 * holes.sum() and doubled[4:10, 6:20].all()
+
+
+def test_mask_augmentation_dilates_by_up_to_max_dilation_pixels():
+    dot = np.zeros((16, 16, 1), bool)
+    dot[8, 8] = True
+    grow = masks.MaskAugmentation(min_crop=1.0, max_rotation=0.0, max_dilation=2, flips=False)
+    areas = {int(grow(seed(i), dot, 16).numpy().sum()) for i in range(40)}
+    assert areas == {1, 9, 25}  # (2k + 1)^2 for k = 0, 1, 2 steps of 3x3
+
+
+def test_mask_augmentation_rotates_about_the_centre_and_flips():
+    image = np.zeros((1, 5, 5, 1), np.float32)
+    image[0, 0, 2] = 1.0  # top middle
+    turned = masks._rotate(tf.constant(image), tf.constant(np.pi / 2)).numpy()[0, ..., 0]
+    assert np.argwhere(turned > 0.5).tolist() == [[2, 0]]  # a quarter turn: left middle
+    corner = np.zeros((8, 8, 1), bool)
+    corner[0:2, 0:3] = True
+    flip = masks.MaskAugmentation(min_crop=1.0, max_rotation=0.0, max_dilation=0, flips=True)
+    boxes = {hole_box(flip(seed(i), corner, 8))[0] for i in range(40)}
+    # Every combination of the two flips: the 2x3 box in each corner.
+    assert boxes == {(0, 0, 2, 3), (0, 5, 2, 3), (6, 0, 2, 3), (6, 5, 2, 3)}
+
+
+def test_mask_augmentation_is_seeded_binary_and_keeps_a_hole(mask_dir):
+    folder = masks.load_mask_folder(str(mask_dir))
+    augment = masks.MaskAugmentation()
+    dataset = tf.data.Dataset.range(24).map(lambda i: folder.sample(tf.stack([i, 0]), 40, augment))
+    plain = {float(m.numpy().sum()) for m in
+             tf.data.Dataset.range(24).map(lambda i: folder.sample(tf.stack([i, 0]), 40))}
+    sums = []
+    for mask in dataset:
+        assert_binary_mask(mask, (40, 40))
+        sums.append(float(mask.numpy().sum()))
+    assert all(0 < total < 1600 for total in sums)
+    assert len(set(sums) - plain) > 10  # changed, not only the files' own masks
+    again = folder.sample(seed(3), 40, augment).numpy()
+    np.testing.assert_array_equal(again, folder.sample(seed(3), 40, augment).numpy())
+    with pytest.raises(ValueError, match="min_crop"):
+        masks.MaskAugmentation(min_crop=0.0)
+    with pytest.raises(ValueError, match="max_dilation"):
+        masks.MaskAugmentation(max_dilation=-1)
+
+
 def test_mask_folder_inverted_polarity(tmp_path):
     for i in range(3):  # black = hole: most of each image is white.
         write_mask(str(tmp_path / f"{i}.png"), (32, 32), (i, i, 8, 8), hole_value=0)

@@ -68,6 +68,10 @@ class Config:
     mask_dir: str = option("", "Folder of mask images (white = hole) for "
                            "--mask_type=irregular.")
     invert_masks: bool = option(False, "The mask images are black = hole.")
+    mask_augment: bool = option(False, "--mask_type=irregular: change each mask file by a "
+                                "random crop (side 1/2-1), rotation, dilation (0-2 px) and "
+                                "flips, as the partial-convolution protocol augments the NVIDIA "
+                                "masks (the authors' code reads the files as they are).")
     random_crop: bool = option(False, "Square crop at a random place (scenes) instead of the "
                                "centre (faces).")
     dmfb: str = option("official", "official: the block as the authors coded it; paper: as "
@@ -108,6 +112,9 @@ class Config:
         if self.mask_dir and self.mask_type != "irregular":
             raise errors.UserError(f"--mask_dir is read only with --mask_type=irregular (got "
                              f"--mask_type={self.mask_type}): add that flag, or drop --mask_dir.")
+        if self.mask_augment and self.mask_type != "irregular":
+            raise errors.UserError(f"--mask_augment changes mask files, read only with "
+                                   f"--mask_type=irregular (got --mask_type={self.mask_type}).")
         if self.mask_type == "irregular":
             if not self.mask_dir:
                 raise errors.UserError("--mask_type=irregular needs --mask_dir (a folder of mask "
@@ -250,6 +257,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
     mask_folder = (masks.load_mask_folder(config.mask_dir, invert=config.invert_masks)
                    if config.mask_type == "irregular" else None)
     strokes = config.mask_type == "strokes"
+    augmentation = masks.MaskAugmentation() if config.mask_augment else None
 
     def dmfn_example(image, example_seed, index):
         del index
@@ -258,7 +266,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
         if strokes or mask_folder is not None:
             # As the authors' irregular setting: the local discriminator sees a random box.
             mask = (masks.strokes_by_area_mask(mask_seed, config.image_size) if strokes
-                    else mask_folder.sample(mask_seed, config.image_size))
+                    else mask_folder.sample(mask_seed, config.image_size, augmentation))
             corner = patches.random_corner(box_seed, config.image_size, config.local_size)
         else:
             mask, box = masks.dmfn_box_mask(mask_seed, config.image_size, config.local_size,
