@@ -1,6 +1,8 @@
 r"""The CPU-scale study: every paper trained on real faces, against the classical methods.
 
   python benchmarks/faces_study.py --readme=README.md
+  python benchmarks/faces_study.py --runs=dmfn_irregular,glcic_irregular \
+      --name=faces_study_irregular --readme=README.md
 
 From the 5,000 aligned faces of ../shared/data/faces it
   1. splits off the held-out faces by a hash of the file name (common/splits.py)
@@ -16,9 +18,12 @@ From the 5,000 aligned faces of ../shared/data/faces it
      whole 64x64 square blanked, random boxes of 48-64 px (GLCIC's and DMFN's
      own rectangles), and the NVIDIA irregular masks by hole-area bin (the
      fully convolutional papers only);
-  4. writes --root/results.md (tables, training times, hardware), a figure of
-     held-out faces and the training curves (--figures), and with --readme
-     the same tables into README.md between `<!-- results:faces_study:... -->`.
+  4. writes --root/NAME.md (tables, training times, hardware; NAME is --name),
+     figures (--figures): held-out faces with the centre hole (NAME.png), with
+     an NVIDIA mask of each hole-area bin (NAME_bins.png), and the training
+     curves (NAME_curves.png); and with --readme the same tables into
+     README.md between `<!-- results:NAME:... -->`. Another --name keeps a
+     study of some runs (the irregular-hole runs) beside the main one.
 
 Progress: each run's own progress lines (step, images/s, ETA), then one line
 per evaluation. Times are wall-clock, summed over resumes, and the machine's
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -96,6 +102,8 @@ flags.DEFINE_integer("eval_limit", None, "Evaluate on the first N held-out faces
 flags.DEFINE_string("figures", "benchmarks/figures", "Folder for faces_study.png and "
                     "faces_study_curves.png; empty: none.")
 flags.DEFINE_string("readme", "", "Also write the tables into this Markdown file.")
+flags.DEFINE_string("name", "faces_study", "Name of the results: --root/NAME.md, the figures "
+                    "NAME*.png and the README block <!-- results:NAME:start -->.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16"],
                   "Passed to every run's train.py: on a CPU with AMX or AVX-512 BF16, bfloat16 "
                   "trains DMFN and Structural Inpainting in less than half the time and GLCIC "
@@ -259,33 +267,66 @@ def timing_table(root: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(root: str, names: list[str], path: str, count: int = 4) -> None:
-    """Held-out faces with the centre hole: input | Telea | each paper | ground truth."""
+def _figure_columns(names: list[str]) -> list[str]:
+    """The runs a figure shows: every run of `names` but the ablations."""
+    return [name for name, _, _, what in RUNS if name in names and not what.startswith("ablation")]
+
+
+def _image_grid(rows: list[list[str]], titles: list[str], path: str,
+                row_labels: list[str] | None = None) -> None:
+    """A grid of PNG files, one list of paths a row, titled above the first row."""
     import matplotlib
     from matplotlib.figure import Figure
     from PIL import Image
 
     matplotlib.use("Agg")
-    main_runs = {name for name, _, config, _ in RUNS if config == "cpu_faces.cfg"}
-    columns = ["telea"] + [n for n in names if n in main_runs]  # no ablations
-    folder = os.path.join(root, "eval", "center")
-    faces = sorted(f[:-len("_target.png")] for f in os.listdir(os.path.join(folder, "telea"))
-                   if f.endswith("_target.png"))[:count]
-    titles = ["masked input"] + columns + ["ground truth"]
-    fig = Figure(figsize=(1.3 * len(titles), 1.4 * len(faces)))
-    axes = fig.subplots(len(faces), len(titles), squeeze=False)
-    for row, face in enumerate(faces):
-        images = [os.path.join(folder, "telea", f"{face}_input.png")]
-        images += [os.path.join(folder, c, f"{face}_composite.png") for c in columns]
-        images += [os.path.join(folder, "telea", f"{face}_target.png")]
+    fig = Figure(figsize=(1.3 * len(titles), 1.4 * len(rows)))
+    axes = fig.subplots(len(rows), len(titles), squeeze=False)
+    for row, images in enumerate(rows):
         for col, image in enumerate(images):
             axes[row][col].imshow(np.asarray(Image.open(image)))
-            axes[row][col].set_axis_off()
+            axes[row][col].set_xticks([])
+            axes[row][col].set_yticks([])
+            for spine in axes[row][col].spines.values():
+                spine.set_visible(False)
             if row == 0:
                 axes[row][col].set_title(titles[col].replace("_", "\n", 1), fontsize=7)
+        if row_labels:
+            axes[row][0].set_ylabel(row_labels[row], fontsize=7)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=80)
+
+
+def figure(root: str, names: list[str], path: str, count: int = 4) -> None:
+    """Held-out faces with the centre hole: input | Telea | each run | ground truth."""
+    columns = ["telea"] + _figure_columns(names)
+    folder = os.path.join(root, "eval", "center")
+    faces = sorted(f[:-len("_target.png")] for f in os.listdir(os.path.join(folder, "telea"))
+                   if f.endswith("_target.png"))[:count]
+    rows = [[os.path.join(folder, "telea", f"{face}_input.png")]
+            + [os.path.join(folder, c, f"{face}_composite.png") for c in columns]
+            + [os.path.join(folder, "telea", f"{face}_target.png")] for face in faces]
+    _image_grid(rows, ["masked input"] + columns + ["ground truth"], path)
+
+
+def bins_figure(root: str, names: list[str], table: list[dict], path: str) -> None:
+    """Held-out faces with the NVIDIA masks, one row per hole-area bin (the bin's first
+    face): input | biharmonic | each run (GLCIC also post-processed) | ground truth."""
+    runs = _figure_columns(names)
+    columns = ["biharmonic"] + [name for result in table for name in [result["method"]]
+                                if name in runs or name.removesuffix("_postprocessed") in runs]
+    folder = os.path.join(root, "eval", "irregular")
+    biharmonic = next(r for r in table if r["method"] == "biharmonic")
+    first_of_bin = {}
+    for record in biharmonic["per_image"]:
+        first_of_bin.setdefault(record["hole_area_bin"], record["name"])
+    bins = [b for b in biharmonic["by_hole_area"] if b in first_of_bin]
+    rows = [[os.path.join(folder, "biharmonic", f"{first_of_bin[b]}_input.png")]
+            + [os.path.join(folder, c, f"{first_of_bin[b]}_composite.png") for c in columns]
+            + [os.path.join(folder, "biharmonic", f"{first_of_bin[b]}_target.png")] for b in bins]
+    _image_grid(rows, ["masked input"] + columns + ["ground truth"], path,
+                row_labels=[f"hole {b}" for b in bins])
 
 
 def curves(root: str, names: list[str], path: str) -> None:
@@ -341,6 +382,14 @@ def main(argv):
         if not 0 < FLAGS.held_out_percent < 100:
             raise UserError(f"--held_out_percent must be between 0 and 100 (exclusive), got "
                             f"{FLAGS.held_out_percent}.")
+        if not re.fullmatch(r"[\w-]+", FLAGS.name):
+            raise UserError(f"--name must be letters, digits, _ or - (it names files and a "
+                            f"README block), got {FLAGS.name!r}.")
+        if FLAGS.readme:  # before hours of training, not after
+            if not os.path.isfile(FLAGS.readme):
+                raise UserError(f"--readme {FLAGS.readme!r} is not a file.")
+            with open(FLAGS.readme) as f:
+                evaluation.replace_results_block(f.read(), FLAGS.name, "")
         if not os.path.isdir(FLAGS.faces):
             raise UserError(f"--faces {FLAGS.faces!r} is not a folder: give the folder of face "
                             "photos (../shared/data/faces).")
@@ -381,17 +430,20 @@ def study(root: str) -> int:
                             os.path.join(root, "eval", mask_name, name), FLAGS.eval_limit,
                             postprocess, networks)
             for method, name, postprocess in methods]
-    block = study_report(root, [r[0] for r in runs], tables, held_out_count, train_count)
-    with open(os.path.join(root, "results.md"), "w") as f:
+    names = [r[0] for r in runs]
+    block = study_report(root, names, tables, held_out_count, train_count)
+    with open(os.path.join(root, f"{FLAGS.name}.md"), "w") as f:
         f.write(block + "\n")
     if FLAGS.figures:
-        figure(root, [r[0] for r in runs], os.path.join(FLAGS.figures, "faces_study.png"))
-        curves(root, [r[0] for r in runs], os.path.join(FLAGS.figures, "faces_study_curves.png"))
+        figures = os.path.join(FLAGS.figures, FLAGS.name)
+        figure(root, names, f"{figures}.png")
+        bins_figure(root, names, tables["irregular"], f"{figures}_bins.png")
+        curves(root, names, f"{figures}_curves.png")
     if FLAGS.readme:
         with open(FLAGS.readme) as f:
             text = f.read()
         with open(FLAGS.readme, "w") as f:
-            f.write(evaluation.replace_results_block(text, "faces_study", block))
+            f.write(evaluation.replace_results_block(text, FLAGS.name, block))
     print(block)
     print(f"Training took {(trained - started) / 60:.1f} min in this call, evaluation "
           f"{(time.time() - trained) / 60:.1f} min.")

@@ -91,7 +91,7 @@ def test_study_command_on_a_tiny_budget(tmp_path):
                                          "--mixed_precision=bfloat16"], capture_output=True,
                            text=True, timeout=600, cwd=helpers.REPO, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert not (root / "results.md").exists() and "old" in readme.read_text()
+    assert not (root / "faces_study.md").exists() and "old" in readme.read_text()
     assert "--mixed_precision=bfloat16" in (root / "glcic" / "flags.cfg").read_text().split()
     assert json.loads((root / "timings.json").read_text())["glcic"]["steps"] == 2
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
@@ -113,6 +113,8 @@ def test_study_command_on_a_tiny_budget(tmp_path):
     assert all(t["steps"] == 2 and t["seconds"] > 0 for t in timings.values())
     assert (tmp_path / "figures" / "faces_study.png").stat().st_size > 10_000
     assert (tmp_path / "figures" / "faces_study_curves.png").exists()
+    assert (tmp_path / "figures" / "faces_study_bins.png").stat().st_size > 10_000
+    assert (root / "faces_study.md").read_text().strip() in text
     # The centre-region papers' own hole, then the whole square.
     def metrics(mask_set, method):
         return root / "eval" / mask_set / method / "metrics.json"
@@ -129,6 +131,25 @@ def test_study_command_on_a_tiny_budget(tmp_path):
     assert re.findall(r"Evaluating (\S+) with (\S+) masks", again.stderr) == [
         ("ns", "center-overlap")]
     assert json.loads((root / "timings.json").read_text()) == timings
+    # Another --name: a study of some runs in a block of its own; the main block stays.
+    readme.write_text(text + "<!-- results:glcic_only:start -->\n<!-- results:glcic_only:end -->\n")
+    named = [c for c in command if not c.startswith("--runs")] + [
+        "--runs=glcic", "--name=glcic_only", "--notrain"]
+    other = subprocess.run(named, capture_output=True, text=True, timeout=600,
+                           cwd=helpers.REPO, env=env)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "Evaluating" not in other.stderr  # every evaluation reused
+    block = readme.read_text().split("<!-- results:glcic_only:start -->")[1]
+    assert "| glcic | 2 |" in block and "| context_encoder |" not in block
+    assert readme.read_text().startswith(text)
+    assert (tmp_path / "figures" / "glcic_only_bins.png").exists()
+    assert (root / "glcic_only.md").exists()
+    # A README without the block is refused before any work.
+    missing = subprocess.run(named[:-1] + ["--name=absent"], capture_output=True, text=True,
+                             timeout=300, cwd=helpers.REPO, env=env)
+    assert missing.returncode != 0
+    assert "--readme has no <!-- results:absent:start -->" in missing.stderr
+    assert "Evaluating" not in missing.stderr and "Split" not in missing.stderr
 
 
 def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
