@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -97,6 +98,16 @@ def install(env_dir: str = VENV, repo: str = REPO) -> None:
                      "'| Keras', keras.__version__)"], cwd=repo)
 
 
+def browser_notice(which=shutil.which) -> str:
+    """A line saying the browser test will be skipped, when Chromium or its driver is
+    missing (system packages: installed by `.ci/run`, not by this script); "" if not."""
+    missing = [name for name in ("chromium", "chromedriver") if not which(name)]
+    if not missing:
+        return ""
+    return (f"Note: {' and '.join(missing)} not found, so the browser test of inpaint-app "
+            "will be skipped; to run it: sudo apt-get install chromium chromium-driver")
+
+
 def job_command(job: str, extra: list[str], python: str) -> list[str]:
     """The command line of a job, run with `python`, with the user's extra arguments."""
     return [python, *JOBS[job], *extra]
@@ -109,6 +120,10 @@ def main(argv: list[str], runner=subprocess.call, env_dir: str = VENV) -> int:
     if needs_install(env_dir):
         install(env_dir)
     command = job_command(argv[1], argv[2:], venv_python(env_dir))
+    if argv[1] == "test":
+        notice = browser_notice()
+        if notice:
+            print(notice, flush=True)
     print("Running:", " ".join(command[1:]), flush=True)
     code = runner(command, cwd=REPO)
     if argv[1] == "demo" and code == 0:

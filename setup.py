@@ -11,7 +11,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["common", "common.*", "reproductions", "reproductions.*"]),
-    package_data={"reproductions": ["*/configs/*.cfg", "*/README.md"]},
+    package_data={"reproductions": ["*/configs/*.cfg", "*/README.md", "app/static/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.23",
         "keras>=3.10,<4",
@@ -31,11 +31,16 @@ setup(
         "tqdm>=4.66,<5",
         # Reads the authors' released Torch7 models (reproductions/convert.py).
         "torchfile>=0.1,<0.2",
+        # inpaint-app (reproductions/app): a small ASGI server and its form parser.
+        "starlette>=1.10,<2",
+        "uvicorn>=0.30,<1",
+        "python-multipart>=0.0.9,<0.1",
     ],
     entry_points={
         "console_scripts": [
             "inpaint=reproductions.inpaint:run",
             "inpaint-eval=reproductions.evaluate:run",
+            "inpaint-app=reproductions.app.server:run",
         ],
     },
     extras_require={
@@ -45,6 +50,9 @@ setup(
             "nbclient>=0.10,<0.12",
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",
+            # The app's API tests (Starlette's TestClient) and its page in Chromium.
+            "httpx2>=2.17,<3",
+            "selenium>=4.20,<5",
         ],
     },
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import io
 import os
 from typing import Iterator, Sequence
 
@@ -133,14 +134,18 @@ LOSSLESS_OUTPUTS = {".png": {}, ".bmp": {}, ".tif": {}, ".tiff": {}, ".webp": {"
 LOSSY_OUTPUTS = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}}
 
 
-def open_image(path: str, what: str) -> Image.Image:
-    """The fully decoded PIL image of `path`, or a UserError naming the file."""
+def open_image(path: str, what: str, data: bytes | None = None) -> Image.Image:
+    """The fully decoded PIL image of `path` (or of `data`, the bytes of an upload
+    that `path` names), or a UserError naming the file."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             image.load()  # decodes everything now: truncated files fail here
             return image.copy()
     except FileNotFoundError as error:
         raise UserError(f"{what} {path!r} does not exist.") from error
+    except Image.UnidentifiedImageError as error:
+        raise UserError(f"Cannot read {what} {path!r}: not an image file (expected JPEG, PNG, "
+                        "BMP or WEBP).") from error
     except Exception as error:  # PIL raises many types for broken files
         raise UserError(f"Cannot read {what} {path!r}: {type(error).__name__}: {error}") from error
 
@@ -172,22 +177,23 @@ def as_shown(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
-def read_photo(path: str, what: str = "--image") -> np.ndarray:
+def read_photo(path: str, what: str = "--image", data: bytes | None = None) -> np.ndarray:
     """A photo as float32 HxWx3 RGB in [0, 1], as a viewer shows it: EXIF
-    orientation applied, 16-bit and grayscale (with or without alpha) converted."""
-    image = as_shown(open_image(path, what))
+    orientation applied, 16-bit and grayscale (with or without alpha) converted.
+    `data`: the file's bytes, already read (an upload named `path`)."""
+    image = as_shown(open_image(path, what, data))
     return np.asarray(to_8bit(image, "RGB"), np.float32) / 255.0
 
 
-def read_mask_file(path: str, what: str = "--mask") -> np.ndarray:
+def read_mask_file(path: str, what: str = "--mask", data: bytes | None = None) -> np.ndarray:
     """A white-is-hole mask image as bool HxW, as a viewer shows it.
 
     A mask with transparent pixels is refused: transparency means opposite
     things in the two usual ways of making one (erased pixels are the hole;
     strokes painted on a transparent layer are the hole), so it cannot be read
-    without a guess.
+    without a guess. `data`: the file's bytes, already read (an upload).
     """
-    image = as_shown(open_image(path, what))
+    image = as_shown(open_image(path, what, data))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA") and np.asarray(image.getchannel("A")).min() < 255:

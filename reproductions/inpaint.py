@@ -55,18 +55,23 @@ def read_image(path: str) -> np.ndarray:
     return image_files.read_photo(path, "--image")
 
 
-def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
-    """A white-is-hole mask image as bool HxW; checked against the photo's shown size."""
-    mask = image_files.read_mask_file(path, "--mask")
+def check_mask(mask: np.ndarray, size: tuple[int, int], label: str) -> np.ndarray:
+    """`mask` (bool HxW) if it has the photo's shown `size`, a hole and known pixels;
+    else a UserError starting with `label` (e.g. "--mask 'm.png'")."""
     if mask.shape != size:
-        raise UserError(f"--mask {path!r} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
+        raise UserError(f"{label} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image "
                          f"is {size[1]}x{size[0]} as shown (after its EXIF orientation): the "
                          "mask must have the photo's size.")
     if not mask.any():
-        raise UserError(f"--mask {path!r} has no hole: mark the pixels to fill in white.")
+        raise UserError(f"{label} has no hole: mark the pixels to fill in white.")
     if mask.all():
-        raise UserError(f"--mask {path!r} is all hole: nothing is left to fill it from.")
+        raise UserError(f"{label} is all hole: nothing is left to fill it from.")
     return mask
+
+
+def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
+    """A white-is-hole mask image as bool HxW; checked against the photo's shown size."""
+    return check_mask(image_files.read_mask_file(path, "--mask"), size, f"--mask {path!r}")
 
 
 def inverted_mask_warning(path: str, mask: np.ndarray) -> str:

@@ -146,6 +146,13 @@ class PaperInpainter:
                                                           mask[top:bottom, left:right])
         return completed
 
+    @property
+    def center_only(self) -> bool:
+        """Whether this model fills only the central square of its input (Context
+        Encoders' center variant, Structural Inpainting)."""
+        return (getattr(self.task, "center_box", None) is not None
+                and getattr(self.task.config, "variant", "center") == "center")
+
     def unfilled_hole(self, mask: np.ndarray) -> np.ndarray:
         """The hole pixels of `mask` (bool HxW) this model leaves as they are.
 
@@ -155,11 +162,10 @@ class PaperInpainter:
         input's fill. No pixel for every other model.
         """
         mask = np.asarray(mask, bool)
-        box = getattr(self.task, "center_box", None)
-        if box is None or getattr(self.task.config, "variant", "center") != "center":
+        if not self.center_only:
             return np.zeros_like(mask)
         _, size = self.record.size_policy
-        top, left, side = box
+        top, left, side = self.task.center_box
         region = np.zeros((1, size, size, 1), np.float32)
         region[:, top:top + side, left:left + side] = 1.0
         region = tf.image.resize(region, mask.shape, method="nearest").numpy()[0, ..., 0] > 0.5

@@ -31,7 +31,8 @@ READMES = ["README.md", *sorted(glob.glob("reproductions/*/README.md", root_dir=
 # Checked by tests/test_run_script.py and run by CI, or a notebook (tests/test_notebooks.py
 # runs them).
 NOT_HERE = ("python3 run.py", "pytest", "jupyter")
-TOOLS = {"inpaint": ["-m", "reproductions.inpaint"], "inpaint-eval": ["-m", "reproductions.evaluate"]}
+TOOLS = {"inpaint": ["-m", "reproductions.inpaint"], "inpaint-eval": ["-m", "reproductions.evaluate"],
+         "inpaint-app": ["-m", "reproductions.app.server"]}
 
 
 def readme_commands(path: str) -> list[str]:

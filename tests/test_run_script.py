@@ -91,3 +91,10 @@ def test_the_demo_says_what_it_made_and_what_to_run_next(tmp_path, capsys):
     assert run_script.main(["run.py", "demo"], runner=lambda command, cwd: 130,
                            env_dir=env) == 130
     assert "tensorboard" not in capsys.readouterr().out
+
+
+def test_the_test_job_says_when_the_browser_test_will_be_skipped():
+    assert run_script.browser_notice(which=lambda name: f"/usr/bin/{name}") == ""
+    notice = run_script.browser_notice(which=lambda name: None if name == "chromedriver"
+                                       else "/usr/bin/chromium")
+    assert notice.startswith("Note: chromedriver not found") and "chromium-driver" in notice
