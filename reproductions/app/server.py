@@ -35,6 +35,7 @@ from PIL import Image
 
 from common import baselines
 from common import experiment
+from common import flags as common_flags
 from common import image_files
 from common import run_dir
 from common.errors import UserError
@@ -261,8 +262,6 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from common import flags as common_flags
-
     values = flags.FLAGS
     with common_flags.user_errors():
         if not 0 < values.port < 65536:
@@ -282,8 +281,6 @@ def main(argv):
 
 def run() -> None:
     """Console-script entry point (`inpaint-app`)."""
-    from common import flags as common_flags
-
     define_flags()
     common_flags.run_app(main, __doc__, __name__)
 
