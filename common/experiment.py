@@ -256,7 +256,11 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
     train_loop.check_batch_divides(run_config.data.batch_size, strategy)
     workdir = run_config.loop.workdir
     chief = train_loop.is_chief(strategy)
-    with run_dir.locked(workdir) if chief else contextlib.nullcontext():
+    # Ctrl-C or SIGTERM from here on sets a flag that start-up checks between its
+    # stages and the loop checks between steps: it is never lost in a library call
+    # that swallows KeyboardInterrupt, as it could be under load.
+    stop = train_loop.StopRequest()
+    with stop.installed(), run_dir.locked(workdir) if chief else contextlib.nullcontext():
         changes = (resume_changes(workdir, paper.name, config, run_config.flag_lines)
                    if chief else [])
         train_loop.set_precision(run_config.mixed_precision)
@@ -266,6 +270,7 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
             task = paper.build_task(config)
         logging.info("%s (%s), trainable parameters: %s", paper.title, paper.describe(config),
                      paper.parameter_counts(task))
+        stop.raise_if_requested()
         data = run_config.data
         if paper.prepare is not None:
             paper.prepare(task, config, data, run_dir.has_checkpoint(workdir))
@@ -294,11 +299,12 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
                 eval_lpips = perceptual_metrics.load_networks(run_config.lpips).lpips
         logging.info("Training %s; %s.", type(task).__name__,
                      xla_choice(paper.name, config, run_config.loop.jit_compile))
+        stop.raise_if_requested()
         try:
             return train_loop.train(task, make_train_dataset, run_config.loop,
                                     strategy=strategy, sample_batch=sample_batch(paper_input, data),
                                     eval_dataset=eval_dataset, on_start=record_run,
-                                    eval_lpips=eval_lpips)
+                                    eval_lpips=eval_lpips, stop=stop)
         except tf.errors.DataLossError:
             # TensorFlow names neither the file nor the record: find them.
             located = data_lib.locate_data_loss({"--train_data": data.train_data,

@@ -326,6 +326,12 @@ class StopRequest:
         self.signal_name = signal.Signals(signum).name
         logging.warning("%s received: saving a checkpoint after this step.", self.signal_name)
 
+    def raise_if_requested(self) -> None:
+        """Start-up's check: a signal that came before training began ends the command
+        (KeyboardInterrupt: one line and exit code 130, see common.flags.run_app)."""
+        if self:
+            raise KeyboardInterrupt
+
     @contextlib.contextmanager
     def installed(self) -> Iterator["StopRequest"]:
         if threading.current_thread() is not threading.main_thread():
@@ -660,7 +666,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
           sample_batch: Mapping[str, np.ndarray] | None = None,
           eval_dataset: tf.data.Dataset | None = None,
           on_start: Callable[[int], None] | None = None,
-          eval_lpips=None) -> TrainResult:
+          eval_lpips=None, stop: StopRequest | None = None) -> TrainResult:
     """Trains `task` until `config.num_steps`, resuming from the work directory.
 
     Resumes from the newest checkpoint that reads in full (see `run_dir`).
@@ -677,6 +683,9 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       on_start: called on the chief with the start step once the checkpoint has
         been restored (it fits the networks), before the first step; records the
         run's settings.
+      stop: the caller's StopRequest, installed since its start-up, so that a
+        signal that came then stops the run before its first step; None: one of
+        the loop's own.
 
     Returns:
       The final step, whether the run was interrupted, and the last losses.
@@ -711,7 +720,8 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
     step = start_step
     losses: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
-    stop = StopRequest()
+    if stop is None:
+        stop = StopRequest()
     with stop.installed():
         while step < config.num_steps and not stop:
             phase = task.phase_at(step)

@@ -437,3 +437,20 @@ def test_only_the_chief_writes_the_run_files(monkeypatch, tf_config, chief):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     # TF_CONFIG only matters to a multi-worker strategy.
     assert train_loop.is_chief(tf.distribute.get_strategy())
+
+
+def test_a_signal_during_start_up_stops_the_run_before_its_first_step(tmp_path):
+    """A SIGINT that start-up received (its StopRequest installed, the flag set) is
+    not lost: the loop saves and stops before any step, and start-up's own check
+    ends the command as Ctrl-C does."""
+    stop = train_loop.StopRequest()
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signal_name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            stop.raise_if_requested()
+        result = train_loop.train(TinyTask(), make_dataset, config(tmp_path, num_steps=4),
+                                  stop=stop)
+    assert result.interrupted and result.step == 0
+    assert not (tmp_path / "metrics.jsonl").exists()  # no step trained, none logged
+    train_loop.StopRequest().raise_if_requested()  # nothing requested: no exception
