@@ -11,10 +11,12 @@ Chromium (Debian's chromium and chromium-driver), loads --photo, paints
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
 from absl import flags
+from PIL import Image
 
 from common import flags as common_flags
 from common.errors import UserError
@@ -57,11 +59,16 @@ def main(argv):
         driver = browser.start_chromium()
         try:
             browser.open_page(driver, app.url, os.path.abspath(FLAGS.photo))
-            driver.execute_script(f"document.getElementById('brush-size').value = {FLAGS.brush}")
+            driver.execute_script(
+                "const brush = document.getElementById('brush-size');"
+                f"brush.value = {FLAGS.brush}; brush.dispatchEvent(new Event('input'));")
             browser.paint_stroke(driver, stroke)
             browser.fill(driver)
             os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-            driver.save_screenshot(FLAGS.output)
+            # 256 colours: a README figure stays small (a screenshot has few colours
+            # outside its photos).
+            screenshot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+            screenshot.quantize(256, dither=Image.Dither.NONE).save(FLAGS.output, optimize=True)
         finally:
             driver.quit()
     print(f"Wrote {FLAGS.output}")
