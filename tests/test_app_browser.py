@@ -28,7 +28,8 @@ def test_the_page_paints_a_hole_fills_it_with_every_method_and_shows_the_grid(tr
     def broken(image, mask):
         raise RuntimeError("this method fails on purpose")
 
-    methods = server.load_methods(["telea", "biharmonic", f"dmfn:{trained['dmfn']}"])
+    methods = server.load_methods(["telea", "biharmonic", f"dmfn:{trained['dmfn']}",
+                                   f"structural_inpainting:{trained['structural_inpainting']}"])
     methods["broken"] = server.Method("broken", "trained", "anywhere", broken)
     with browser.Server(server.create_app(methods)) as app:
         driver = browser.start_chromium()
@@ -37,10 +38,16 @@ def test_the_page_paints_a_hole_fills_it_with_every_method_and_shows_the_grid(tr
             browser.paint_stroke(driver, STROKE)
             browser.fill(driver)
             status = driver.execute_script("return document.getElementById('status').textContent")
-            assert "3 of 4 methods filled the hole (1 failed" in status
+            assert "4 of 5 methods filled the hole (1 failed" in status
             error = driver.execute_script(
                 "return document.querySelector('.tile[data-method=broken] .error').textContent")
             assert error == "RuntimeError: this method fails on purpose"
+            notes = driver.execute_script(
+                "return [...document.querySelectorAll('.tile')].map(t => [t.dataset.method, "
+                "t.querySelector('.fills').hidden ? '' : t.querySelector('.fills').textContent])")
+            for method, note in notes:  # the centre-region model says what it fills
+                assert note.startswith("Fills its central square only") == method.startswith(
+                    "structural_inpainting:"), (method, note)
             images = browser.tile_images(driver)
             assert set(images) == set(methods) - {"broken"}
             # The stroke's middle point is in the hole; the top-left corner is far from it.

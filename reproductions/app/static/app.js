@@ -200,11 +200,14 @@ function outlineUrl(mask) {
 
 // ---- methods and results ----
 
+const fillsOf = {};  // method name -> where it fills ("anywhere", or its central square)
+
 async function loadMethods() {
   const response = await fetch("/api/methods");
   const methods = await response.json();
   const box = $("methods");
   for (const method of methods) {
+    fillsOf[method.name] = method.fills;
     const label = document.createElement("label");
     const input = document.createElement("input");
     input.type = "checkbox";
@@ -227,8 +230,13 @@ function makeTile(name) {
   tile.dataset.method = name;
   tile.innerHTML = `<h2></h2><div class="frame"></div>
     <div class="meta"><span class="seconds"></span><a class="download" hidden>PNG</a></div>
-    <p class="warning" hidden></p><p class="error" hidden></p>`;
+    <p class="fills note" hidden></p><p class="warning" hidden></p><p class="error" hidden></p>`;
   tile.querySelector("h2").textContent = name;
+  if (fillsOf[name] && fillsOf[name] !== "anywhere") {
+    const fills = tile.querySelector(".fills");
+    fills.hidden = false;
+    fills.textContent = `Fills ${fillsOf[name]}.`;
+  }
   return tile;
 }
 
