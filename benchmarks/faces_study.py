@@ -314,8 +314,8 @@ def bins_figure(root: str, names: list[str], table: list[dict], path: str) -> No
     """Held-out faces with the NVIDIA masks, one row per hole-area bin (the bin's first
     face): input | biharmonic | each run (GLCIC also post-processed) | ground truth."""
     runs = _figure_columns(names)
-    columns = ["biharmonic"] + [name for result in table for name in [result["method"]]
-                                if name in runs or name.removesuffix("_postprocessed") in runs]
+    columns = ["biharmonic"] + [result["method"] for result in table
+                                if result["method"].removesuffix("_postprocessed") in runs]
     folder = os.path.join(root, "eval", "irregular")
     biharmonic = next(r for r in table if r["method"] == "biharmonic")
     first_of_bin = {}

@@ -699,10 +699,10 @@ class MaskAugmentation:
             mask = tf.where(flip_lr, tf.reverse(mask, [2]), mask)
             mask = tf.where(flip_ud, tf.reverse(mask, [1]), mask)
         mask = tf.cast(mask[0] > 0.5, tf.float32)
-        plain = tf.cast(tf.image.resize(holes, [height, width], method="nearest") > 0.5,
-                        tf.float32)
         usable = (tf.reduce_max(mask) > 0) & (tf.reduce_min(mask) < 1)
-        return tf.ensure_shape(tf.where(usable, mask, plain), [height, width, 1])
+        mask = tf.cond(usable, lambda: mask, lambda: tf.cast(
+            tf.image.resize(holes, [height, width], method="nearest") > 0.5, tf.float32))
+        return tf.ensure_shape(mask, [height, width, 1])
 
 
 def _rotate(images: tf.Tensor, radians: tf.Tensor) -> tf.Tensor:
