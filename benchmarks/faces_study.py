@@ -69,9 +69,14 @@ RUNS = (
     ("context_encoder_l2", "context_encoder", "cpu_faces_l2.cfg", "ablation: L2 only"),
     ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
      "ablation: no VGG16 feature loss"),
-    # Trained on free-form strokes of 1-60 % hole area, never on the NVIDIA masks.
-    ("dmfn_irregular", "dmfn", "cpu_faces_irregular.cfg", "irregular holes (strokes)"),
-    ("glcic_irregular", "glcic", "cpu_faces_irregular.cfg", "irregular holes (strokes)"),
+    # Trained on free-form strokes of 1-60 % hole area, never on the NVIDIA masks:
+    # as deep as those masks in each area bin, or (the first try) of one width range.
+    ("dmfn_irregular", "dmfn", "cpu_faces_irregular.cfg",
+     "irregular holes (depth-matched strokes, L1 x100)"),
+    ("glcic_irregular", "glcic", "cpu_faces_irregular.cfg",
+     "irregular holes (depth-matched strokes)"),
+    ("dmfn_irregular_uniform", "dmfn", "cpu_faces_irregular_uniform.cfg",
+     "irregular holes (strokes of one width range, the authors' weights)"),
 )
 FULLY_CONVOLUTIONAL = papers.fully_convolutional_papers()
 BASELINES = ("telea", "ns", "biharmonic")

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common import model_utils
+from common import masks, model_utils
 from reproductions.dmfn import model as model_lib
 from reproductions.dmfn import train_lib
 
@@ -177,16 +177,20 @@ def test_cli_dry_run_and_smoke_run(tmp_path):
     assert result.returncode == 1 and f"{tmp_path}/none" in result.stderr
 
 
-def test_stroke_masks_with_a_random_local_box():
+@pytest.mark.parametrize("mask_type", ["strokes", "matched_strokes"])
+def test_stroke_masks_with_a_random_local_box(mask_type):
     from reproductions.dmfn import train_lib
 
-    config = helpers.smoke_config("dmfn", mask_type="strokes")
+    config = helpers.smoke_config("dmfn", mask_type=mask_type)
     make = train_lib.example_fn(config, 0, 2)
     image = tf.zeros([config.image_size, config.image_size, 3])
     corners, areas = set(), []
     for i in range(6):
         example = make(image, tf.constant([i, 3]), 0)
         assert example["mask"].shape == (config.image_size, config.image_size, 1)
+        np.testing.assert_array_equal(example["mask"], masks.strokes_by_area_mask(
+            tf.random.experimental.stateless_fold_in(tf.constant([i, 3]), 0), config.image_size,
+            depth_matched=mask_type == "matched_strokes"))
         areas.append(float(tf.reduce_mean(example["mask"])))
         top, left = (int(v) for v in example["corner"])
         assert 0 <= top <= config.image_size - config.local_size

@@ -172,13 +172,14 @@ def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert listed.returncode == 0, listed.stderr[-3000:]
     runs = json.loads(listed.stdout.strip().splitlines()[-1])
-    assert {name for name, *_ in runs} >= {"dmfn_irregular", "glcic_irregular"}
+    assert {name for name, *_ in runs} >= {"dmfn_irregular", "glcic_irregular",
+                                           "dmfn_irregular_uniform"}
     for name, paper, smoke, command in runs:
         expanded = common_flags.expand_flagfiles(command[1:])
         assert not any(evaluation_masks in arg for arg in expanded), (name, smoke)
         values = helpers.paper_flags(paper, *expanded[1:])
         assert not getattr(values, "mask_dir", ""), (name, smoke)
-        if name.endswith("_irregular"):
-            assert values.mask_type == "strokes", (name, smoke)
+        if "_irregular" in name:
+            assert values.mask_type in ("strokes", "matched_strokes"), (name, smoke)
         if name == "context_encoder_l2":  # a variant keeps its change in a smoke run
             assert values.adversarial is False, smoke

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import patches
+from common import masks, patches
 from reproductions.glcic import inference
 from reproductions.glcic import model as model_lib
 from reproductions.glcic import train_lib
@@ -288,14 +288,18 @@ def test_inference_can_resize_to_a_multiple_of_four_as_inpaint_lua_does(monkeypa
         inference.complete(task, image, mask, fit="crop")
 
 
-def test_stroke_holes_get_the_local_patch_on_their_bounding_box():
-    config = helpers.smoke_config("glcic", mask_type="strokes")
+@pytest.mark.parametrize("mask_type", ["strokes", "matched_strokes"])
+def test_stroke_holes_get_the_local_patch_on_their_bounding_box(mask_type):
+    config = helpers.smoke_config("glcic", mask_type=mask_type)
     make = train_lib.example_fn(config, 0, 2)
     image = tf.zeros([config.image_size, config.image_size, 3])
     areas = []
     for i in range(6):
         example = make(image, tf.constant([i, 7]), 0)
         mask = example["mask"]
+        np.testing.assert_array_equal(mask, masks.strokes_by_area_mask(
+            tf.random.experimental.stateless_fold_in(tf.constant([i, 7]), 0), config.image_size,
+            depth_matched=mask_type == "matched_strokes"))
         assert mask.shape == (config.image_size, config.image_size, 1)
         areas.append(float(tf.reduce_mean(mask)))
         np.testing.assert_array_equal(example["fake_corner"],

@@ -230,6 +230,34 @@ def test_strokes_by_area_cover_the_nvidia_bins_evenly():
         masks.strokes_by_area_mask(seed(0), 64, (0.5, 0.2))
 
 
+def test_hole_depth_by_hand():
+    # A band 4 rows deep across the image: its rows are 1, 2, 2, 1 px from the
+    # nearest known row, a mean of 1.5; a one-pixel line is 1 deep.
+    band = np.zeros((16, 16, 1), np.float32)
+    band[6:10] = 1
+    assert masks.hole_depth(band) == pytest.approx(1.5)
+    line = np.zeros((16, 16), np.float32)
+    line[:, 3] = 1
+    assert masks.hole_depth(line) == pytest.approx(1.0)
+    assert np.isnan(masks.hole_depth(np.zeros((8, 8))))
+
+
+def test_depth_matched_strokes_are_thin_when_small_and_thick_when_large():
+    # The same areas as plain strokes, but the widths grow with the area: at
+    # 128 px the small holes are shallower than plain strokes' and the large
+    # ones deeper (NVIDIA's 0-10 % and 50-60 % bins: 2.0 and 8.1 px deep).
+    def depths(depth_matched, area_range):
+        return np.mean([masks.hole_depth(masks.strokes_by_area_mask(
+            seed(i), 128, area_range, depth_matched=depth_matched).numpy())
+            for i in range(12)])
+    small, large = (0.02, 0.1), (0.5, 0.6)
+    assert depths(True, small) < 2.4 < depths(False, small)
+    assert depths(True, large) > 6.5 > depths(False, large)
+    matched = masks.strokes_by_area_mask(seed(5), 128, large, depth_matched=True)
+    assert_binary_mask(matched, (128, 128))
+    assert 0.45 < float(np.mean(matched)) < 0.65
+
+
 def test_irregular_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         masks.irregular_mask(seed(0), 64, "huge")

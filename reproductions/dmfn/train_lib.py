@@ -39,7 +39,7 @@ from common.config_flags import option
 from reproductions.dmfn import losses
 from reproductions.dmfn import model as model_lib
 
-MASK_TYPES = ("box", "irregular", "strokes")
+MASK_TYPES = ("box", "irregular", "strokes", "matched_strokes")
 BOX_POSITIONS = ("random", "center")
 
 
@@ -61,7 +61,9 @@ class Config:
                              "discriminator's patch.")
     mask_type: str = option("box", "box: one rectangle; irregular: masks from --mask_dir; "
                             "strokes: free-form strokes whose hole area is uniform over 1-60 % "
-                            "(the NVIDIA masks' bins, without their files).", choices=MASK_TYPES)
+                            "(the NVIDIA masks' bins, without their files); matched_strokes: the "
+                            "same, thin for small holes and thick for large ones, as deep as the "
+                            "NVIDIA masks in each bin.", choices=MASK_TYPES)
     box_position: str = option("random", "Where the box goes.", choices=BOX_POSITIONS)
     max_shrink: int = option(17, "In training each side of the box shrinks by a random "
                              "0..max_shrink px (the official 0-17).")
@@ -256,7 +258,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
     del seed, batch_size
     mask_folder = (masks.load_mask_folder(config.mask_dir, invert=config.invert_masks)
                    if config.mask_type == "irregular" else None)
-    strokes = config.mask_type == "strokes"
+    strokes = config.mask_type in ("strokes", "matched_strokes")
     augmentation = masks.MaskAugmentation() if config.mask_augment else None
 
     def dmfn_example(image, example_seed, index):
@@ -265,7 +267,9 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
                                for k in range(2))
         if strokes or mask_folder is not None:
             # As the authors' irregular setting: the local discriminator sees a random box.
-            mask = (masks.strokes_by_area_mask(mask_seed, config.image_size) if strokes
+            mask = (masks.strokes_by_area_mask(
+                        mask_seed, config.image_size,
+                        depth_matched=config.mask_type == "matched_strokes") if strokes
                     else mask_folder.sample(mask_seed, config.image_size, augmentation))
             corner = patches.random_corner(box_seed, config.image_size, config.local_size)
         else:

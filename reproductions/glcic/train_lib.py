@@ -40,7 +40,7 @@ from reproductions.glcic import model as model_lib
 
 PHASES = ("completion", "discriminator", "joint")
 OPTIMIZERS = ("adadelta", "adam")
-MASK_TYPES = ("box", "strokes")
+MASK_TYPES = ("box", "strokes", "matched_strokes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,9 @@ class Config:
     local_size: int = option(128, "Side of the local discriminator's patch.")
     mask_type: str = option("box", "box: one rectangle of sides --hole_min..--hole_max (the "
                             "paper's); strokes: free-form strokes whose hole area is uniform "
-                            "over 1-60 % (the NVIDIA masks' bins). The local discriminator's "
+                            "over 1-60 % (the NVIDIA masks' bins); matched_strokes: the same, "
+                            "thin for small holes and thick for large ones, as deep as the "
+                            "NVIDIA masks in each bin. The local discriminator's "
                             "patch is centred on the hole's bounding box either way.",
                             choices=MASK_TYPES)
     hole_min: int = option(96, "Smallest hole side (width and height are drawn "
@@ -241,8 +243,10 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
     def glcic_example(image, example_seed, index):
         del index
         mask_seed = tf.random.experimental.stateless_fold_in(example_seed, 0)
-        if config.mask_type == "strokes":
-            mask = masks.strokes_by_area_mask(mask_seed, config.image_size)
+        if config.mask_type in ("strokes", "matched_strokes"):
+            mask = masks.strokes_by_area_mask(
+                mask_seed, config.image_size,
+                depth_matched=config.mask_type == "matched_strokes")
         else:
             mask, _ = masks.glcic_hole_and_local_box(
                 mask_seed, config.image_size, (config.hole_min, config.hole_max),
