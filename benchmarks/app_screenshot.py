@@ -18,7 +18,7 @@ import sys
 from absl import flags
 from PIL import Image
 
-from common import flags as common_flags
+from common import cli
 from common.errors import UserError
 from reproductions.app import browser
 from reproductions.app import server
@@ -47,7 +47,7 @@ def parse_stroke(values: list[str]) -> list[tuple[float, float]]:
 
 def main(argv):
     del argv
-    with common_flags.user_errors():
+    with cli.user_errors():
         missing = browser.missing_browser()
         if missing:
             raise UserError(f"the screenshot {missing}.")
@@ -76,5 +76,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)
     sys.exit(0)

@@ -22,7 +22,7 @@ import sys
 
 from absl import flags
 
-from common import flags as common_flags
+from common import cli
 from common import run_dir
 from common import visualize
 
@@ -131,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

@@ -8,7 +8,7 @@ Evaluates the classical baselines and each trained run (by its latest
 checkpoint) with the same images and masks, writes OUTPUT/METHOD/metrics.json
 and the images, and OUTPUT/results.md: a Markdown table headed by the data,
 masks, image size, training steps of each run and the hardware. With
---readme=README.md the table also replaces the part of README.md between the
+--readme=benchmarks/README.md the table also replaces the part of that file between the
 markers `<!-- results:NAME:start -->` and `<!-- results:NAME:end -->`
 (NAME = --name).
 """
@@ -21,12 +21,14 @@ from absl import app
 from absl import flags
 
 from common import baselines
+from common import cli
 from common import evaluation
-from common import flags as common_flags
 from common import perceptual_metrics
 from common import run_dir
 from reproductions import inpainters
 from reproductions import papers
+
+import results_tables  # benchmarks/results_tables.py, beside this script
 
 flags.DEFINE_string("images", None, "Folder of evaluation photos.")
 flags.DEFINE_string("masks", "center", "Mask folder or one of "
@@ -65,7 +67,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.images or not FLAGS.output:
         raise app.UsageError("--images and --output are required.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         methods = list(FLAGS.baselines)
         steps = {}
         for entry in FLAGS.workdirs:
@@ -82,17 +84,14 @@ def main(argv):
                 os.path.join(FLAGS.output, name), limit=FLAGS.limit, method=name,
                 options={"postprocess": True}, perceptual=networks))
         block = (header(FLAGS.images, FLAGS.masks, FLAGS.image_size, results[0]["count"], steps)
-                 + "\n\n" + evaluation.markdown_table(results))
+                 + "\n\n" + results_tables.markdown_table(results))
         with open(os.path.join(FLAGS.output, "results.md"), "w") as f:
             f.write(block + "\n")
         if FLAGS.readme:
-            with open(FLAGS.readme) as f:
-                text = f.read()
-            with open(FLAGS.readme, "w") as f:
-                f.write(evaluation.replace_results_block(text, FLAGS.name, block))
+            results_tables.write_results_block(FLAGS.readme, FLAGS.name, block)
     print(block)
     return 0
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

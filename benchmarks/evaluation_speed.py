@@ -24,9 +24,9 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from common import cli
 from common import evaluation
 from common import fid
-from common import flags as common_flags
 from common import lpips
 from common import perceptual_metrics
 from common.errors import UserError
@@ -85,7 +85,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.images:
         raise app.UsageError("--images is required.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         if not os.path.isdir(FLAGS.images):
             raise UserError(f"--images {FLAGS.images!r} is not a folder.")
         config = perceptual_metrics.config_from_flags()
@@ -119,4 +119,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

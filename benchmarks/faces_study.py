@@ -1,8 +1,8 @@
 r"""The CPU-scale study: every paper trained on real faces, against the classical methods.
 
-  python benchmarks/faces_study.py --readme=README.md
-  python benchmarks/faces_study.py --runs=dmfn_irregular,glcic_irregular \
-      --name=faces_study_irregular --readme=README.md
+  python benchmarks/faces_study.py --readme=benchmarks/README.md
+  python benchmarks/faces_study.py --runs=dmfn_irregular,glcic_irregular,dmfn_irregular_uniform \
+      --name=faces_study_irregular --readme=benchmarks/README.md
 
 From the 5,000 aligned faces of ../shared/data/faces it
   1. splits off the held-out faces by a hash of the file name (common/splits.py)
@@ -45,15 +45,18 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from common import atomic
+from common import cli
 from common import evaluation
-from common import flags as common_flags
 from common import perceptual_metrics
-from common import splits
 from common import run_dir
+from common import splits
 from common import visualize
 from common.errors import UserError
 from reproductions import inpainters
 from reproductions import papers
+
+import results_tables  # benchmarks/results_tables.py, beside this script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,7 +115,7 @@ flags.DEFINE_string("name", "faces_study", "Name of the results: --root/NAME.md,
 flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16"],
                   "Passed to every run's train.py: on a CPU with AMX or AVX-512 BF16, bfloat16 "
                   "trains DMFN and Structural Inpainting in less than half the time and GLCIC "
-                  "1.2 times faster (README, Performance). Use another --root, so that float32 "
+                  "1.2 times faster (docs/performance.md). Use another --root, so that float32 "
                   "runs are not resumed in bfloat16.")
 perceptual_metrics.define_flags()
 flags.DEFINE_boolean("smoke", False, "Smoke configs, 2 steps each: a test of the study itself.")
@@ -125,7 +128,7 @@ FLAGS = flags.FLAGS
 
 def config_steps(path: str) -> int:
     """--num_steps of a flagfile, following its --flagfile includes (the last one wins)."""
-    steps = [line.split("=", 1)[1] for line in common_flags.flagfile_lines(path)
+    steps = [line.split("=", 1)[1] for line in cli.flagfile_lines(path)
              if line.startswith("--num_steps=")]
     if not steps:
         raise ValueError(f"{path} sets no --num_steps.")
@@ -170,7 +173,7 @@ def load_timings(root: str) -> dict:
 
 
 def save_timings(root: str, timings: dict) -> None:
-    evaluation.write_json_atomic(os.path.join(root, "timings.json"), timings)
+    atomic.write_json(os.path.join(root, "timings.json"), timings)
 
 
 def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
@@ -363,15 +366,15 @@ def study_report(root: str, names: list[str], tables: dict[str, list[dict]],
         if mask_name not in tables:
             continue
         lines += [f"**{mask_name}** masks (`{os.path.basename(source)}`):", "",
-                  evaluation.markdown_table(tables[mask_name])]
+                  results_tables.markdown_table(tables[mask_name])]
         if mask_name == "irregular":
-            lines += ["PSNR (dB) by hole area:", "", evaluation.markdown_bins_table(tables[mask_name]),
+            lines += ["PSNR (dB) by hole area:", "", results_tables.markdown_bins_table(tables[mask_name]),
                       "L1 in the hole by hole area:", "",
-                      evaluation.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
+                      results_tables.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
             for key in ("lpips_alex", "lpips_vgg"):
                 if all(key in r["overall"] for r in tables[mask_name]):
                     lines += [f"LPIPS ({key[6:]}) by hole area:", "",
-                              evaluation.markdown_bins_table(tables[mask_name], key, "{:.4f}")]
+                              results_tables.markdown_bins_table(tables[mask_name], key, "{:.4f}")]
     lines += ["Training (wall clock, summed over resumes):", "", timing_table(root, names)]
     return "\n".join(lines)
 
@@ -383,7 +386,7 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--runs: unknown {unknown}; expected some of "
                              f"{[r[0] for r in RUNS]}.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         if not 0 < FLAGS.held_out_percent < 100:
             raise UserError(f"--held_out_percent must be between 0 and 100 (exclusive), got "
                             f"{FLAGS.held_out_percent}.")
@@ -391,10 +394,7 @@ def main(argv):
             raise UserError(f"--name must be letters, digits, _ or - (it names files and a "
                             f"README block), got {FLAGS.name!r}.")
         if FLAGS.readme:  # before hours of training, not after
-            if not os.path.isfile(FLAGS.readme):
-                raise UserError(f"--readme {FLAGS.readme!r} is not a file.")
-            with open(FLAGS.readme) as f:
-                evaluation.replace_results_block(f.read(), FLAGS.name, "")
+            results_tables.check_results_block(FLAGS.readme, FLAGS.name)
         if not os.path.isdir(FLAGS.faces):
             raise UserError(f"--faces {FLAGS.faces!r} is not a folder: give the folder of face "
                             "photos (../shared/data/faces).")
@@ -445,10 +445,7 @@ def study(root: str) -> int:
         bins_figure(root, names, tables["irregular"], f"{figures}_bins.png")
         curves(root, names, f"{figures}_curves.png")
     if FLAGS.readme:
-        with open(FLAGS.readme) as f:
-            text = f.read()
-        with open(FLAGS.readme, "w") as f:
-            f.write(evaluation.replace_results_block(text, FLAGS.name, block))
+        results_tables.write_results_block(FLAGS.readme, FLAGS.name, block)
     print(block)
     print(f"Training took {(trained - started) / 60:.1f} min in this call, evaluation "
           f"{(time.time() - trained) / 60:.1f} min.")
@@ -456,4 +453,4 @@ def study(root: str) -> int:
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

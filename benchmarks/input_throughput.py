@@ -36,9 +36,14 @@ import time
 from absl import app
 from absl import flags
 
+from common import cli
+from common import config_flags
+from common import data as data_lib
+from common import experiment
+from common import run_configs
+from common import tfrecords
 from reproductions import papers
 
-_PAPER = papers.paper_from_argv()  # its record; its flags are defined
 
 flags.DEFINE_integer("batches", 20, "Timed batches per source.", lower_bound=1)
 flags.DEFINE_integer("warmup", 3, "Untimed batches first (tracing, filling buffers).",
@@ -47,12 +52,6 @@ flags.DEFINE_integer("tfrecord_shards", 0, "If > 0, also pack the --train_data f
                      "this many TFRecord shards in a temporary directory and time them too.",
                      lower_bound=0)
 FLAGS = flags.FLAGS
-
-from common import data as data_lib  # noqa: E402
-from common import config_flags  # noqa: E402
-from common import experiment  # noqa: E402
-from common import flags as common_flags
-from common import tfrecords  # noqa: E402
 
 
 def time_pipeline(dataset_fn, batches: int, warmup: int) -> tuple[float, float]:
@@ -72,13 +71,13 @@ def time_pipeline(dataset_fn, batches: int, warmup: int) -> tuple[float, float]:
     return startup, time.perf_counter() - start
 
 
-def main(argv):
+def main(paper: papers.Paper, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = config_flags.from_flags(_PAPER.config)
-    paper_input = _PAPER.paper_input(config)
+    config = config_flags.from_flags(paper.config)
+    paper_input = paper.paper_input(config)
     batch_size = FLAGS.batch_size
-    data = common_flags.DataConfig(
+    data = run_configs.DataConfig(
         train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
         batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
     kind, _ = data_lib.parse_data_spec(FLAGS.train_data)
@@ -117,6 +116,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    papers.insert_config_flagfile(_PAPER.name)
-    common_flags.run_app(main, __doc__, __name__, papers.__name__,
-                          _PAPER.config.__module__, common_flags.__name__)
+    paper = papers.paper_from_argv()  # the paper decides which flags exist
+    papers.insert_config_flagfile(paper.name)
+    cli.run_app(functools.partial(main, paper), __doc__, __name__, papers.__name__,
+                          paper.config.__module__, cli.__name__)

@@ -22,17 +22,25 @@ same run and dtype (matmul_gflop_per_second: the compute dtype of
 --mixed_precision).
 """
 
+import functools
 import json
 import resource
 import sys
 import tempfile
 import time
 
+import tensorflow as tf
 from absl import flags
 
+from common import cli
+from common import config_flags
+from common import devices
+from common import experiment
+from common import flops
+from common import run_configs
+from common import train_loop
 from reproductions import papers
 
-_PAPER = papers.paper_from_argv()  # its record; its flags are defined
 
 flags.DEFINE_integer("steps", 20, "Timed steps.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compilation).")
@@ -41,13 +49,6 @@ flags.DEFINE_bool("count_only", False, "Only count the step's FLOPs (no timing, 
                   "product peak): seconds even for a paper-size step.")
 FLAGS = flags.FLAGS
 
-import tensorflow as tf  # noqa: E402
-
-from common import config_flags  # noqa: E402
-from common import experiment  # noqa: E402
-from common import flags as common_flags  # noqa: E402
-from common import flops  # noqa: E402
-from common import train_loop  # noqa: E402
 
 COMPUTE_DTYPES = {"none": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
@@ -64,19 +65,19 @@ def _time_steps(run_step, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def main(argv):
+def main(paper: papers.Paper, argv):
     del argv
-    config = config_flags.from_flags(_PAPER.config)
+    config = config_flags.from_flags(paper.config)
     batch_size = FLAGS.batch_size
-    train_loop.set_precision(FLAGS.mixed_precision)
-    strategy = train_loop.make_strategy(FLAGS.strategy)
+    devices.set_precision(FLAGS.mixed_precision)
+    strategy = devices.make_strategy(FLAGS.strategy)
     with strategy.scope():
-        task = _PAPER.build_task(config)
+        task = paper.build_task(config)
         task.build_optimizers()
-    data = common_flags.DataConfig(
+    data = run_configs.DataConfig(
         train_data=FLAGS.train_data, eval_data="", eval_examples=batch_size,
         batch_size=batch_size, seed=FLAGS.seed, shuffle_buffer=FLAGS.shuffle_buffer)
-    batch = next(iter(experiment.make_dataset(_PAPER.paper_input(config), data,
+    batch = next(iter(experiment.make_dataset(paper.paper_input(config), data,
                                               spec=FLAGS.train_data, training=True,
                                               batch_size=batch_size)))
     batches = iter(strategy.experimental_distribute_dataset(
@@ -138,6 +139,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    papers.insert_config_flagfile(_PAPER.name)
-    common_flags.run_app(main, __doc__, __name__, papers.__name__,
-                          _PAPER.config.__module__, common_flags.__name__)
+    paper = papers.paper_from_argv()  # the paper decides which flags exist
+    papers.insert_config_flagfile(paper.name)
+    cli.run_app(functools.partial(main, paper), __doc__, __name__, papers.__name__,
+                          paper.config.__module__, cli.__name__)

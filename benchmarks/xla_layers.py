@@ -18,26 +18,24 @@ element-wise work between layers, which this per-layer view does not see.
 """
 
 import collections
+import functools
 import json
 import sys
 import time
 
+import keras
+import tensorflow as tf
 from absl import flags
 
+from common import cli
+from common import config_flags
+from common import devices
 from reproductions import papers
 
-_PAPER = papers.paper_from_argv(default="glcic")  # its record; its flags are defined
 
 flags.DEFINE_integer("repeats", 3, "Timed rounds per layer (each times XLA off, then on).")
 flags.DEFINE_integer("top", 12, "Layer kinds listed.")
 FLAGS = flags.FLAGS
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from common import config_flags  # noqa: E402
-from common import flags as common_flags  # noqa: E402
-from common import train_loop  # noqa: E402
 
 
 def layer_kind(layer: keras.layers.Layer) -> str:
@@ -137,11 +135,11 @@ def kinds_table(rows: list[dict], top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
+def main(paper: papers.Paper, argv):
     del argv
-    config = config_flags.from_flags(_PAPER.config)
-    train_loop.set_precision(FLAGS.mixed_precision)
-    task = _PAPER.build_task(config)
+    config = config_flags.from_flags(paper.config)
+    devices.set_precision(FLAGS.mixed_precision)
+    task = paper.build_task(config)
     rows = []
     layers = network_layers(task, FLAGS.batch_size, config.image_size)
     for index, (network, layer, inputs) in enumerate(layers):
@@ -159,6 +157,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    papers.insert_config_flagfile(_PAPER.name)
-    common_flags.run_app(main, __doc__, __name__, papers.__name__,
-                         _PAPER.config.__module__, common_flags.__name__)
+    paper = papers.paper_from_argv(default="glcic")  # the paper decides which flags exist
+    papers.insert_config_flagfile(paper.name)
+    cli.run_app(functools.partial(main, paper), __doc__, __name__, papers.__name__,
+                         paper.config.__module__, cli.__name__)

@@ -5,7 +5,7 @@ class UserError(ValueError):
     """A mistake the user can fix; its message names the flag or file and what to do.
 
     The command-line tools print it as one line without a traceback (see
-    `common.flags.user_errors`); any other exception is the project's own bug
+    `common.cli.user_errors`); any other exception is the project's own bug
     and keeps its traceback. It is a ValueError so that callers that catch bad
     values keep working.
     """

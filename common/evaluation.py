@@ -51,9 +51,7 @@ Results. `evaluate` writes, per image, NAME_target.png, NAME_mask.png (white
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import time
 from typing import Callable, Sequence
 
@@ -63,6 +61,7 @@ import tqdm
 from absl import logging
 from PIL import Image
 
+from common import atomic
 from common import image_files
 from common import masks as common_masks
 from common import metrics as common_metrics
@@ -263,7 +262,8 @@ def hole_area_bin(mask) -> str:
     return OVER_LAST_BIN
 
 
-def _bin_names() -> list[str]:
+def bin_names() -> list[str]:
+    """The hole-area bins in order, "0-10%" ... "50-60%", then the one above the last."""
     return [f"{low}-{high}%" for low, high in HOLE_AREA_BINS] + [OVER_LAST_BIN]
 
 
@@ -367,15 +367,6 @@ def clear_previous_evaluation(output_dir: str) -> int:
             os.remove(os.path.join(output_dir, name))
             removed += 1
     return removed
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Writes JSON to a temporary file, then renames it: readers never see half a file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _method_name(inpainter) -> str:
@@ -483,7 +474,7 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
             perceptual_record.update(kid_subsets=perceptual_results["kid"]["subsets"],
                                      kid_subset_size=perceptual_results["kid"]["subset_size"])
     by_hole_area = {}
-    for bin_name in _bin_names():
+    for bin_name in bin_names():
         members = [r for r in per_image if r["hole_area_bin"] == bin_name]
         if members:
             by_hole_area[bin_name] = {"count": len(members), **summarize(members, summary_keys)}
@@ -514,7 +505,7 @@ def evaluate(inpainter: Inpainter, images_dir: str, mask_source: str, image_size
                             "pixels unfilled, in %d of %d images (metrics.json: "
                             "unfilled_hole).", method, unfilled["pixels"],
                             unfilled["hole_pixels"], unfilled["images"], len(per_image))
-    write_json_atomic(os.path.join(output_dir, "metrics.json"), results)
+    atomic.write_json(os.path.join(output_dir, "metrics.json"), results)
     logging.info("%s on %d images of %s with %s masks: %s", method, len(per_image), images_dir,
                  mask_source, results["overall"])
     return results
@@ -526,75 +517,3 @@ def unfilled_summary(per_image: list[dict], image_size: int) -> dict:
     return {"images": sum(1 for r in per_image if r["unfilled_hole_pixels"]),
             "pixels": sum(r["unfilled_hole_pixels"] for r in per_image),
             "hole_pixels": round(sum(r["hole_area"] for r in per_image) * image_size ** 2)}
-
-
-# --------------------------------------------------------------------------
-# Reporting.
-# --------------------------------------------------------------------------
-
-_TABLE_COLUMNS = (("PSNR (dB)", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.4f}"),
-                  ("L1 hole", "l1_hole", "{:.4f}"), ("L2 hole", "l2_hole", "{:.4f}"),
-                  ("L1", "l1", "{:.4f}"))
-
-
-# Shown only when some result has them (their weight files were found).
-_PERCEPTUAL_COLUMNS = (("LPIPS (alex)", "lpips_alex", "{:.4f}"), ("LPIPS (vgg)", "lpips_vgg", "{:.4f}"),
-                       ("FID", "fid", "{:.2f}"), ("KID", "kid", "{:.4f}"))
-
-
-def _cell(value, form: str) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, dict):  # KID: mean and standard deviation over its subsets
-        return f"{form.format(value['mean'])} ± {form.format(value['std'])}"
-    return form.format(value)
-
-
-def markdown_table(results: Sequence[dict]) -> str:
-    """A Markdown table with one row per `evaluate` result: method, count and the overall
-    metrics; LPIPS, FID and KID columns where any result has them.
-
-    Raises:
-      ValueError: if `results` is empty or a result lacks a field.
-    """
-    if not results:
-        raise ValueError("markdown_table needs at least one evaluate() result.")
-    columns = list(_TABLE_COLUMNS) + [
-        column for column in _PERCEPTUAL_COLUMNS
-        if any(column[1] in result.get("overall", {}) for result in results)]
-    header = ["method", "images"] + [title for title, _, _ in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, result in enumerate(results):
-        missing = [k for k in ("method", "count", "overall") if k not in result]
-        missing += [k for _, k, _ in _TABLE_COLUMNS if k not in result.get("overall", {})]
-        if missing:
-            raise ValueError(f"results[{index}] lacks {missing}: pass the dicts returned by evaluate().")
-        cells = [str(result["method"]), str(result["count"])]
-        cells += [_cell(result["overall"].get(key), form) for _, key, form in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def markdown_bins_table(results: Sequence[dict], metric: str = "psnr",
-                        form: str = "{:.2f}") -> str:
-    """A Markdown table of `metric` by hole-area bin: one row per `evaluate` result, one
-    column per bin that any result has ("n/a" where a result has no image in it)."""
-    bins = [b for b in _bin_names() if any(b in r["by_hole_area"] for r in results)]
-    if not bins:
-        raise ValueError("markdown_bins_table needs evaluate() results with images.")
-    lines = ["| method | " + " | ".join(bins) + " |", "|" + "---|" * (len(bins) + 1)]
-    for result in results:
-        cells = [form.format(result["by_hole_area"][b][metric]) if b in result["by_hole_area"]
-                 else "n/a" for b in bins]
-        lines.append(f"| {result['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def replace_results_block(text: str, name: str, block: str) -> str:
-    """Replaces the text of a Markdown file between `<!-- results:NAME:start -->` and
-    `<!-- results:NAME:end -->` (how the benchmarks keep README's tables current)."""
-    start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise UserError(f"--readme has no {start} ... {end} markers.")
-    return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)

@@ -18,9 +18,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from common import atomic
 from common import data as data_lib
-from common import flags as common_flags
+from common import devices
+from common import flagfiles
 from common import perceptual_metrics
+from common import run_configs
 from common import run_dir
 from common import train_loop
 from common.errors import UserError
@@ -36,7 +39,7 @@ class PaperInput:
     example_fn: Callable[[int, int], data_lib.ExampleFn]
 
 
-def make_dataset(paper_input: PaperInput, data: common_flags.DataConfig, *, spec: str,
+def make_dataset(paper_input: PaperInput, data: run_configs.DataConfig, *, spec: str,
                  training: bool, batch_size: int, start_index: int = 0,
                  num_examples: int | None = None, purpose: str = "") -> tf.data.Dataset:
     """The paper's pipeline for one data spec."""
@@ -52,12 +55,12 @@ def xla_choice(paper_name: str, config, jit_compile: bool) -> str:
     default = type(config).RUN_DEFAULTS.get("jit_compile", False)
     state = "XLA on (--jit_compile)" if jit_compile else "XLA off (--nojit_compile)"
     if jit_compile == default:
-        return (f"{state}, {paper_name}'s default: the faster on a CPU (README, "
-                "\"Performance\")")
+        return (f"{state}, {paper_name}'s default: the faster on a CPU "
+                "(docs/performance.md)")
     return f"{state}, not {paper_name}'s default"
 
 
-def sample_batch(paper_input: PaperInput, data: common_flags.DataConfig,
+def sample_batch(paper_input: PaperInput, data: run_configs.DataConfig,
                  num_images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
     """A fixed batch for the sample grids: evaluation data, else training data."""
     spec = data.eval_data or data.train_data
@@ -79,10 +82,8 @@ def write_paper_config(workdir: str, paper: str, config, extra: dict | None = No
     """
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump({"paper": paper, "config": dataclasses.asdict(config), **(extra or {})}, f,
-                  indent=2)
-    os.replace(path + ".tmp", path)
+    atomic.write_json(path, {"paper": paper, "config": dataclasses.asdict(config),
+                             **(extra or {})})
 
 
 def read_paper_config(workdir: str) -> tuple[str, dict]:
@@ -174,8 +175,8 @@ def resume_changes(workdir: str, paper: str, config,
             if old != new and not _same_value(name, str(old), str(new)):
                 (accepted if name in resumable else refused).append(
                     f"--{name}: {old} -> {new}")
-    old_flags = common_flags.read_flagfile(os.path.join(workdir, "flags.cfg"))
-    new_flags = common_flags.parse_flag_lines(flag_lines)
+    old_flags = flagfiles.read_flagfile(os.path.join(workdir, "flags.cfg"))
+    new_flags = flagfiles.parse_flag_lines(flag_lines)
     config_names = {f.name for f in dataclasses.fields(config)}
     for name in sorted(old_flags.keys() & new_flags.keys() - config_names - set(_PLACE_FLAGS)):
         old, new = old_flags[name], new_flags[name]
@@ -236,7 +237,7 @@ def sum_gradients_in_fixed_order() -> bool:
     return True
 
 
-def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainResult:
+def run(paper, config, run_config: run_configs.RunConfig) -> train_loop.TrainResult:
     """Trains a paper's task as configured; resumes from the work directory.
 
     Args:
@@ -246,16 +247,16 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
       run_config: the shared settings.
     """
     # First: a multi-worker strategy must exist before any other TensorFlow work.
-    strategy = train_loop.make_strategy(run_config.strategy)
+    strategy = devices.make_strategy(run_config.strategy)
     if (run_config.loop.jit_compile and run_config.strategy == "multi_worker"
             and not tf.config.list_physical_devices("GPU")):
         # XLA cannot compile the cross-worker collectives on CPU devices.
         logging.warning("XLA off: XLA does not compile collectives across CPU workers.")
         run_config = dataclasses.replace(
             run_config, loop=dataclasses.replace(run_config.loop, jit_compile=False))
-    train_loop.check_batch_divides(run_config.data.batch_size, strategy)
+    devices.check_batch_divides(run_config.data.batch_size, strategy)
     workdir = run_config.loop.workdir
-    chief = train_loop.is_chief(strategy)
+    chief = devices.is_chief(strategy)
     # Ctrl-C or SIGTERM from here on sets a flag that start-up checks between its
     # stages and the loop checks between steps: it is never lost in a library call
     # that swallows KeyboardInterrupt, as it could be under load.
@@ -263,7 +264,7 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
     with stop.installed(), run_dir.locked(workdir) if chief else contextlib.nullcontext():
         changes = (resume_changes(workdir, paper.name, config, run_config.flag_lines)
                    if chief else [])
-        train_loop.set_precision(run_config.mixed_precision)
+        devices.set_precision(run_config.mixed_precision)
         set_determinism(run_config.data.seed, run_config.deterministic)
         # Built after the precision policy and the seed are set.
         with strategy.scope():
@@ -287,7 +288,7 @@ def run(paper, config, run_config: common_flags.RunConfig) -> train_loop.TrainRe
                 logging.info("Resuming with changed flags: %s.", "; ".join(changes))
             write_paper_config(workdir, paper.name, config)
             if run_config.flag_lines:
-                common_flags.write_flagfile(os.path.join(workdir, "flags.cfg"),
+                flagfiles.write_flagfile(os.path.join(workdir, "flags.cfg"),
                                             run_config.flag_lines)
 
         eval_dataset = eval_lpips = None

@@ -15,12 +15,12 @@ sub-seeds derived with `tf.random.experimental.stateless_fold_in(seed, k)`;
 the k of each draw is a named constant of its function, so adding a draw never
 silently changes the others.
 
-What each paper uses:
+What each paper uses (a mask only one paper draws lives in its folder's masks.py):
   * Context Encoders: `center_mask` (+ `overlap_weights` for the loss) or
-    `random_region_mask`, hole filled with `IMAGENET_MEAN_FILL`.
-  * GLCIC: `glcic_hole_and_local_box` (the local discriminator sees the box).
+    its random-region mask, hole filled with `IMAGENET_MEAN_FILL`.
+  * GLCIC: its hole and local box (the local discriminator sees the box).
   * Structural Inpainting: `center_mask`, as Context Encoders.
-  * DMFN: `dmfn_box_mask` (regular) or `MaskFolder` (irregular mask files,
+  * DMFN: its shrunk box (regular) or `MaskFolder` (irregular mask files,
     optionally changed by `MaskAugmentation`: crops, rotations, dilation, flips).
   * Any model: `irregular_mask` free-form strokes, `strokes_by_area_mask`
     (strokes whose hole area is uniform over the NVIDIA masks' 1-60 %),
@@ -56,7 +56,7 @@ MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Argument checks and random draws shared by the generators.
 # --------------------------------------------------------------------------
 
-def _size_pair(value: Size, name: str) -> tuple[int, int]:
+def size_pair(value: Size, name: str) -> tuple[int, int]:
     """Returns (height, width) from an int or an (h, w) pair of positive ints."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
@@ -70,7 +70,7 @@ def _size_pair(value: Size, name: str) -> tuple[int, int]:
     return pair
 
 
-def _check_fits(inner: tuple[int, int], inner_name: str, outer: tuple[int, int],
+def check_fits(inner: tuple[int, int], inner_name: str, outer: tuple[int, int],
                 outer_name: str, margin: int = 0) -> None:
     """Raises ValueError unless `inner` (plus `margin` on each side) fits in `outer`."""
     if margin < 0:
@@ -87,12 +87,12 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _sub_seed(seed, draw: int) -> tf.Tensor:
+def sub_seed(seed, draw: int) -> tf.Tensor:
     """The seed of one independent draw of a generator."""
     return tf.random.experimental.stateless_fold_in(seed, draw)
 
 
-def _uniform_int(seed, low, high) -> tf.Tensor:
+def uniform_int(seed, low, high) -> tf.Tensor:
     """A scalar int32 drawn uniformly from [low, high], both ends included."""
     return tf.random.stateless_uniform(
         [], seed, minval=tf.cast(low, tf.int32), maxval=tf.cast(high, tf.int32) + 1, dtype=tf.int32)
@@ -108,7 +108,7 @@ def box_to_mask(box, image_size: Size) -> tf.Tensor:
     `box` may be a tensor (graph mode) or Python ints; parts outside the image
     are clipped.
     """
-    height, width = _size_pair(image_size, "image_size")
+    height, width = size_pair(image_size, "image_size")
     box = tf.cast(box, tf.int32)
     top, left, box_height, box_width = box[0], box[1], box[2], box[3]
     rows = tf.range(height)
@@ -119,12 +119,12 @@ def box_to_mask(box, image_size: Size) -> tf.Tensor:
     return tf.cast(inside, tf.float32)[..., tf.newaxis]
 
 
-def _random_box(seed, image_size: tuple[int, int], box_size: tuple[int, int],
+def random_box(seed, image_size: tuple[int, int], box_size: tuple[int, int],
                 margin: int = 0) -> tf.Tensor:
     """int32 [4] box (top, left, h, w) at a uniform position `margin` px from the border."""
     (height, width), (box_height, box_width) = image_size, box_size
-    top = _uniform_int(_sub_seed(seed, 0), margin, height - margin - box_height)
-    left = _uniform_int(_sub_seed(seed, 1), margin, width - margin - box_width)
+    top = uniform_int(sub_seed(seed, 0), margin, height - margin - box_height)
+    left = uniform_int(sub_seed(seed, 1), margin, width - margin - box_width)
     return tf.stack([top, left, tf.constant(box_height), tf.constant(box_width)])
 
 
@@ -143,9 +143,9 @@ def center_box(image_size: Size = 128, hole_size: int = 64) -> tuple[int, int, i
 
     For the defaults, rows and columns 32..95 (0-based; 33..96 in the Lua code).
     """
-    height, width = _size_pair(image_size, "image_size")
+    height, width = size_pair(image_size, "image_size")
     hole_size = _positive_int(hole_size, "hole_size")
-    _check_fits((hole_size, hole_size), "hole_size", (height, width), "image_size")
+    check_fits((hole_size, hole_size), "hole_size", (height, width), "image_size")
     return (height - hole_size) // 2, (width - hole_size) // 2, hole_size
 
 
@@ -183,199 +183,10 @@ def overlap_weights(hole_size: int = 64, overlap: int = 4, ring_weight: float = 
 
 def random_block_mask(seed, image_size: Size, block_size: Size, margin: int = 0) -> tf.Tensor:
     """One block_size rectangle at a uniformly random position, `margin` px from the border."""
-    image_hw = _size_pair(image_size, "image_size")
-    block_hw = _size_pair(block_size, "block_size")
-    _check_fits(block_hw, "block_size", image_hw, "image_size", margin)
-    return box_to_mask(_random_box(seed, image_hw, block_hw, margin), image_hw)
-
-
-def glcic_hole_and_local_box(seed, image_size: Size = 256, hole_range: Sequence[int] = (96, 128),
-                             local_size: Size = 128) -> tuple[tf.Tensor, tf.Tensor]:
-    """GLCIC's training hole and the box the local discriminator looks at.
-
-    A local_size box is placed uniformly in the image; the hole's height and
-    width are drawn independently and uniformly from hole_range (both ends
-    included), and the hole is placed uniformly inside the local box, so the
-    box always contains the whole hole.
-
-    Returns:
-      (mask [H, W, 1], local box int32 [4] = (top, left, height, width)).
-    """
-    image_hw = _size_pair(image_size, "image_size")
-    local_hw = _size_pair(local_size, "local_size")
-    if (not isinstance(hole_range, (tuple, list)) or len(hole_range) != 2
-            or not 0 < hole_range[0] <= hole_range[1]):
-        raise ValueError(f"hole_range must be a (min, max) pair with 0 < min <= max, got {hole_range!r}.")
-    _check_fits(local_hw, "local_size", image_hw, "image_size")
-    _check_fits((hole_range[1], hole_range[1]), "largest hole of hole_range", local_hw, "local_size")
-
-    local_box = _random_box(_sub_seed(seed, 0), image_hw, local_hw)
-    hole_height = _uniform_int(_sub_seed(seed, 1), hole_range[0], hole_range[1])
-    hole_width = _uniform_int(_sub_seed(seed, 2), hole_range[0], hole_range[1])
-    hole_top = local_box[0] + _uniform_int(_sub_seed(seed, 3), 0, local_hw[0] - hole_height)
-    hole_left = local_box[1] + _uniform_int(_sub_seed(seed, 4), 0, local_hw[1] - hole_width)
-    hole = tf.stack([hole_top, hole_left, hole_height, hole_width])
-    return box_to_mask(hole, image_hw), local_box
-
-
-def dmfn_box_mask(seed, image_size: Size = 256, box_size: Size = 128, max_delta: int = 32,
-                  position: str = "random", margin: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
-    """DMFN's regular mask: a box whose sides are shrunk by a random amount.
-
-    The box is placed uniformly (`position="random"`, `margin` px from the
-    border) or centred (`"center"`). The hole is the box shrunk symmetrically:
-    top and bottom by the same delta_h, left and right by the same delta_w,
-    each drawn independently from the integers [0, max_delta // 2]. The
-    defaults give holes of 96..128 px per side. max_delta=0 gives the box
-    itself (the official code still shrinks by 0..1 px there; we do not).
-
-    Returns:
-      (mask [H, W, 1], int32 [4] = (top, left, height, width) of the unshrunk
-      box, e.g. for a local discriminator).
-    """
-    image_hw = _size_pair(image_size, "image_size")
-    box_hw = _size_pair(box_size, "box_size")
-    if not isinstance(max_delta, int) or max_delta < 0:
-        raise ValueError(f"max_delta must be an int >= 0, got {max_delta!r}.")
-    max_shrink = max_delta // 2
-    if min(box_hw) - 2 * max_shrink < 1:
-        raise ValueError(f"max_delta {max_delta} would shrink box_size {box_hw} to nothing.")
-    _check_fits(box_hw, "box_size", image_hw, "image_size", margin)
-
-    if position == "random":
-        box = _random_box(_sub_seed(seed, 0), image_hw, box_hw, margin)
-    elif position == "center":
-        box = tf.constant([(image_hw[0] - box_hw[0]) // 2, (image_hw[1] - box_hw[1]) // 2,
-                           box_hw[0], box_hw[1]], tf.int32)
-    else:
-        raise ValueError(f"position must be 'random' or 'center', got {position!r}.")
-    shrink_rows = _uniform_int(_sub_seed(seed, 1), 0, max_shrink)
-    shrink_cols = _uniform_int(_sub_seed(seed, 2), 0, max_shrink)
-    hole = box + tf.stack([shrink_rows, shrink_cols, -2 * shrink_rows, -2 * shrink_cols])
-    return box_to_mask(hole, image_hw), box
-
-
-# --------------------------------------------------------------------------
-# Context Encoders: random region (train_random.lua).
-# --------------------------------------------------------------------------
-
-# Windows tried at once in each loop iteration. At the defaults (128 px,
-# coverage in (0.2, 0.3)) 22 % of windows are accepted: bicubic smoothing
-# pulls the noise towards 0.5, so the mean coverage is 0.167, not 0.25
-# (measured over 20,000 windows). One iteration of 8 then fails with
-# probability 0.78 ** 8 ~ 0.14, and 20 iterations with 0.78 ** 160 ~ 5e-18:
-# the fallback of `random_region_mask` is practically never used, while the
-# loop usually stops after the first iteration (1.16 on average).
-_REGION_CANDIDATES_PER_TRY = 8
-_REGION_MAX_TRIES = 20
-# Noise cells kept beyond the window on each side. Bicubic interpolation reads
-# 2 cells on each side, and edge cells of the resized grid are distorted by
-# the border clamp: 2 clean cells keep the window away from them.
-_REGION_MARGIN_CELLS = 2
-
-
-def _region_noise_windows(seed, image_hw: tuple[int, int], resolution: float,
-                          count: int) -> tf.Tensor:
-    """`count` windows [count, H, W] of bicubic-upsampled uniform noise.
-
-    One noise cell spans 1/resolution px, as in the official 10000 px pattern
-    built from 10000 * resolution cells. The pattern is stationary, so a window
-    of it is made from a small noise grid that covers the window, a random
-    sub-cell offset and a margin: the same statistics at a fraction of the cost.
-    """
-    # Draws within one try: the noise, then the window offsets.
-    noise_draw, offset_draw = 0, 1
-    cell_px = 1.0 / resolution
-    grid = [math.ceil(n * resolution) + 1 + 2 * _REGION_MARGIN_CELLS for n in image_hw]
-    upsampled_hw = [round(g * cell_px) for g in grid]
-    noise = tf.random.stateless_uniform([count, grid[0], grid[1], 1], _sub_seed(seed, noise_draw))
-    pattern = tf.image.resize(noise, upsampled_hw, method="bicubic")[..., 0]
-
-    # Each window starts at a random pixel inside the first clean cell.
-    first = round(_REGION_MARGIN_CELLS * cell_px)
-    offsets = tf.random.stateless_uniform(
-        [count, 2], _sub_seed(seed, offset_draw), minval=first,
-        maxval=first + math.ceil(cell_px), dtype=tf.int32)
-    rows = offsets[:, 0:1] + tf.range(image_hw[0])[tf.newaxis]
-    cols = offsets[:, 1:2] + tf.range(image_hw[1])[tf.newaxis]
-    windows = tf.gather(pattern, rows, axis=1, batch_dims=1)
-    return tf.gather(windows, cols, axis=2, batch_dims=1)
-
-
-def _holes_by_rank(values: tf.Tensor, coverage: float) -> tf.Tensor:
-    """Float mask of the round(coverage * size) lowest `values`: exact coverage."""
-    flat = tf.reshape(values, [-1])
-    size = flat.shape[0]
-    hole_count = min(size, round(coverage * size))
-    lowest = tf.argsort(flat)[:hole_count]
-    holes = tf.scatter_nd(lowest[:, tf.newaxis], tf.ones([hole_count]), [size])
-    return tf.reshape(holes, tf.shape(values))
-
-
-def random_region_mask(seed, image_size: Size = 128, min_coverage: float = 0.2,
-                       max_coverage: float = 0.3, resolution: float = 0.06, density: float = 0.25,
-                       max_tries: int = _REGION_MAX_TRIES) -> tf.Tensor:
-    """Context Encoders' random-region mask (train_random.lua), one per sample.
-
-    The official code builds one 10000 px pattern: uniform noise with one cell
-    per 1/resolution px, bicubic-upsampled, thresholded `< density` (hole),
-    and takes random windows until the hole coverage is strictly between
-    min_coverage and max_coverage. It also uses one mask for a whole batch;
-    here each sample gets its own.
-
-    Each `tf.while_loop` iteration draws 8 windows at once (vectorised) and
-    keeps the first valid one; it stops at the first iteration with a valid
-    window or after `max_tries` iterations. Fallback, if no window was valid:
-    the window whose coverage was nearest the range is thresholded by rank
-    instead of at `density`, so that its coverage is the middle of the range
-    (up to half a pixel of rounding). At the defaults this fallback has a
-    probability of about 5e-18 (see _REGION_CANDIDATES_PER_TRY); with a narrow
-    or unusual coverage range it may not be.
-    """
-    image_hw = _size_pair(image_size, "image_size")
-    if not 0.0 <= min_coverage < max_coverage <= 1.0:
-        raise ValueError("min_coverage and max_coverage must satisfy 0 <= min_coverage < "
-                         f"max_coverage <= 1, got {min_coverage!r} and {max_coverage!r}.")
-    if not 0.0 < resolution <= 1.0:
-        raise ValueError(f"resolution (noise cells per px) must be in (0, 1], got {resolution!r}.")
-    if not 0.0 < density < 1.0:
-        raise ValueError(f"density (noise threshold) must be in (0, 1), got {density!r}.")
-    if not isinstance(max_tries, int) or max_tries < 1:
-        raise ValueError(f"max_tries must be an int >= 1, got {max_tries!r}.")
-
-    count = _REGION_CANDIDATES_PER_TRY
-    num_pixels = image_hw[0] * image_hw[1]
-
-    def distance_to_range(coverage):
-        # 0 for an accepted window (strictly inside the range), > 0 otherwise.
-        inside = (coverage > min_coverage) & (coverage < max_coverage)
-        outside = tf.maximum(min_coverage - coverage, coverage - max_coverage)
-        return tf.where(inside, tf.zeros_like(coverage), tf.maximum(outside, 1e-12))
-
-    def try_windows(tries, best_window, best_distance):
-        windows = _region_noise_windows(_sub_seed(seed, tries), image_hw, resolution, count)
-        # float64, so that the strict bounds are tested on exactly count / size.
-        hole_counts = tf.reduce_sum(tf.cast(windows < density, tf.float64), axis=[1, 2])
-        distance = distance_to_range(hole_counts / num_pixels)
-        # The first window with the smallest distance (argmin leaves ties unspecified).
-        nearest = tf.reduce_min(tf.where(distance == tf.reduce_min(distance), tf.range(count), count))
-        better = distance[nearest] < best_distance
-        return (tries + 1,
-                tf.where(better, windows[nearest], best_window),
-                tf.where(better, distance[nearest], best_distance))
-
-    def keep_trying(tries, best_window, best_distance):
-        return (tries < max_tries) & (best_distance > 0)
-
-    _, window, distance = tf.while_loop(
-        keep_trying, try_windows,
-        (tf.constant(0), tf.zeros(image_hw), tf.constant(np.inf, tf.float64)))
-
-    mask = tf.cond(
-        distance > 0,
-        lambda: _holes_by_rank(window, (min_coverage + max_coverage) / 2),
-        lambda: tf.cast(window < density, tf.float32))
-    return tf.reshape(mask, [image_hw[0], image_hw[1], 1])
+    image_hw = size_pair(image_size, "image_size")
+    block_hw = size_pair(block_size, "block_size")
+    check_fits(block_hw, "block_size", image_hw, "image_size", margin)
+    return box_to_mask(random_box(seed, image_hw, block_hw, margin), image_hw)
 
 
 # --------------------------------------------------------------------------
@@ -507,12 +318,12 @@ def _stroke_walks(seed, image_hw: tuple[int, int], params: StrokeParams, all_str
      turn_draw, length_draw, width_draw) = range(7)
 
     def uniform(draw, shape, low, high):
-        return tf.random.stateless_uniform(shape, _sub_seed(seed, draw), low, high)
+        return tf.random.stateless_uniform(shape, sub_seed(seed, draw), low, high)
 
     num_strokes = (strokes if all_strokes else
-                   _uniform_int(_sub_seed(seed, count_draw), params.min_strokes, strokes))
+                   uniform_int(sub_seed(seed, count_draw), params.min_strokes, strokes))
     num_segments = tf.random.stateless_uniform(
-        [strokes], _sub_seed(seed, vertices_draw), minval=1, maxval=vertices + 1, dtype=tf.int32)
+        [strokes], sub_seed(seed, vertices_draw), minval=1, maxval=vertices + 1, dtype=tf.int32)
     start = uniform(start_draw, [2, strokes], 0.0, 1.0)
     y = start[0] * (image_hw[0] - 1)
     x = start[1] * (image_hw[1] - 1)
@@ -552,7 +363,7 @@ def irregular_mask(seed, image_size: Size = 256,
     max_strokes * max_vertices segments are rendered at once; the strokes and
     vertices beyond the drawn counts are disabled.
     """
-    image_hw = _size_pair(image_size, "image_size")
+    image_hw = size_pair(image_size, "image_size")
     params = _stroke_params(preset).scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
     holes = _render_capsules(*(_flat(t) for t in _stroke_walks(seed, image_hw, params, False)),
                              image_hw)
@@ -571,7 +382,7 @@ NVIDIA_AREA_RANGE = (0.01, 0.6)
 # AREA_STROKES' widths times thin + (thick - thin) * (area / 0.6) ** power, for
 # (thin, thick, power) below. Chosen so that the mean distance
 # of a hole pixel to the nearest known pixel (`hole_depth`) follows the NVIDIA
-# masks' in each 10 % bin (README, "Irregular holes"): thin scribbles for small
+# masks' in each 10 % bin (benchmarks/README.md, "Irregular holes"): thin scribbles for small
 # holes, where a diffusion is hard to beat, and wide strokes merging into blobs
 # for large ones.
 DEPTH_MATCHED_WIDTH_SCALE = (0.42, 1.9, 2.5)
@@ -594,9 +405,9 @@ def strokes_by_area_mask(seed, image_size: Size = 256,
     low, high = (float(v) for v in area_range)
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"area_range must be 0 <= low < high <= 1, got {tuple(area_range)}.")
-    image_hw = _size_pair(image_size, "image_size")
+    image_hw = size_pair(image_size, "image_size")
     params = params.scaled(min(image_hw) / _STROKE_REFERENCE_SIZE)
-    target = tf.random.stateless_uniform([], _sub_seed(seed, 7), low, high)
+    target = tf.random.stateless_uniform([], sub_seed(seed, 7), low, high)
     width_scale = 1.0
     if depth_matched:
         thin, thick, power = DEPTH_MATCHED_WIDTH_SCALE
@@ -711,23 +522,23 @@ class MaskAugmentation:
         A draw that leaves no hole (a crop beside it) or no known pixel (a large
         dilation) gives the file's mask resized, unchanged.
         """
-        height, width = _size_pair(image_size, "image_size")
+        height, width = size_pair(image_size, "image_size")
         holes = tf.cast(holes, tf.float32)
-        side = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_SIDE),
+        side = tf.random.stateless_uniform([], sub_seed(seed, self._CROP_SIDE),
                                            self.min_crop, 1.0)
-        top = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_TOP)) * (1.0 - side)
-        left = tf.random.stateless_uniform([], _sub_seed(seed, self._CROP_LEFT)) * (1.0 - side)
+        top = tf.random.stateless_uniform([], sub_seed(seed, self._CROP_TOP)) * (1.0 - side)
+        left = tf.random.stateless_uniform([], sub_seed(seed, self._CROP_LEFT)) * (1.0 - side)
         box = tf.stack([top, left, top + side, left + side])[tf.newaxis]
         mask = tf.image.crop_and_resize(holes[tf.newaxis], box, [0], [height, width],
                                         method="nearest")
-        angle = tf.random.stateless_uniform([], _sub_seed(seed, self._ANGLE), -1.0, 1.0)
+        angle = tf.random.stateless_uniform([], sub_seed(seed, self._ANGLE), -1.0, 1.0)
         mask = _rotate(mask, angle * self.max_rotation * math.pi / 180.0)
-        steps = _uniform_int(_sub_seed(seed, self._DILATION), 0, self.max_dilation)
+        steps = uniform_int(sub_seed(seed, self._DILATION), 0, self.max_dilation)
         mask = tf.while_loop(lambda i, m: i < steps,
                              lambda i, m: (i + 1, tf.nn.max_pool2d(m, 3, 1, "SAME")),
                              (tf.constant(0), mask))[1]
         if self.flips:
-            flip_lr, flip_ud = (tf.random.stateless_uniform([], _sub_seed(seed, k)) < 0.5
+            flip_lr, flip_ud = (tf.random.stateless_uniform([], sub_seed(seed, k)) < 0.5
                                 for k in (self._FLIP_LR, self._FLIP_UD))
             mask = tf.where(flip_lr, tf.reverse(mask, [2]), mask)
             mask = tf.where(flip_ud, tf.reverse(mask, [1]), mask)
@@ -766,17 +577,17 @@ class MaskFolder:
                augmentation: MaskAugmentation | None = None) -> tf.Tensor:
         """A file picked uniformly by `seed`, as a mask [H, W, 1] (graph mode), changed
         by `augmentation` if given (its draws from another sub-seed of `seed`)."""
-        image_hw = _size_pair(image_size, "image_size")
+        image_hw = size_pair(image_size, "image_size")
         index = tf.random.stateless_uniform([], seed, minval=0, maxval=len(self.files),
                                             dtype=tf.int32)
         path = tf.gather(tf.constant(self.files), index)
         if augmentation is None:
             return _decode_mask(path, image_hw, self.invert)
-        return augmentation(_sub_seed(seed, 1), _read_holes(path, self.invert), image_hw)
+        return augmentation(sub_seed(seed, 1), _read_holes(path, self.invert), image_hw)
 
     def load(self, index: int, image_size: Size) -> tf.Tensor:
         """The mask of file number `index` (in sorted order), as [H, W, 1]."""
-        image_hw = _size_pair(image_size, "image_size")
+        image_hw = size_pair(image_size, "image_size")
         if not -len(self.files) <= index < len(self.files):
             raise ValueError(f"index must be in [0, {len(self.files)}), got {index}.")
         return _decode_mask(tf.constant(self.files[index]), image_hw, self.invert)

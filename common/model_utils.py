@@ -63,7 +63,7 @@ class SymmetricConv2D(layers.Conv2D):
     (oneDNN) compute the two alike forward, but the gradients of explicitly
     padded convolutions fall back to slow kernels, 1.3-1.5 times slower in
     float32 and about 100 times slower in bfloat16 (TensorFlow 2.21; see
-    README, Performance). The padded copy costs far less than that.
+    docs/performance.md). The padded copy costs far less than that.
     """
 
     def __init__(self, filters: int, kernel_size: int, **kwargs):

@@ -29,6 +29,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
+from common import atomic
 from common.errors import UserError
 
 CHECKPOINTS = "checkpoints"
@@ -212,10 +213,7 @@ def truncate_metrics(path: str, last_step: int) -> None:
         whole_lines = sum(1 for line in f if line.strip())
     if len(kept) == len(records) == whole_lines:
         return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def append_metrics(path: str, record: dict) -> None:

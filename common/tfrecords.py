@@ -29,6 +29,7 @@ import tensorflow as tf
 import tqdm
 from PIL import Image
 
+from common import atomic
 from common import image_files
 from common.errors import UserError
 
@@ -45,7 +46,7 @@ _KEPT_FORMATS = {"JPEG", "MPO", "PNG", "BMP"}
 # PIL modes that PNG can store without conversion.
 _PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
 
-_TMP_SUFFIX = ".tmp"
+_TMP_SUFFIX = atomic.SUFFIX
 _SHARD_PATTERN = re.compile(r"-(\d{5})-of-(\d{5})\.tfrecord$")
 
 
@@ -168,22 +169,13 @@ def write_shard(files: Sequence[str], root: str, path: str) -> int:
     Returns:
       The number of records written.
     """
-    tmp_path = path + _TMP_SUFFIX
-    try:
-        with tf.io.TFRecordWriter(tmp_path) as writer:
-            for file in files:
-                try:
-                    record = make_example(file, root)
-                except Exception as error:
-                    raise OSError(f"Cannot pack image {file!r} into {path!r}: {error}") from error
-                writer.write(record)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic.replacing(path) as tmp_path, tf.io.TFRecordWriter(tmp_path) as writer:
+        for file in files:
+            try:
+                record = make_example(file, root)
+            except Exception as error:
+                raise OSError(f"Cannot pack image {file!r} into {path!r}: {error}") from error
+            writer.write(record)
     return len(files)
 
 

@@ -15,6 +15,9 @@ loop supplies everything else:
   * a guard that stops on a non-finite loss before it can be checkpointed;
   * a check at start that the disk can hold the checkpoints.
 
+Precision, devices and strategies are `common.devices`'; checkpoints (resume,
+save, the disk check) are `common.checkpoints`'.
+
 Checkpoints are written by ``tf.train.CheckpointManager``: the data files are
 written first and the ``checkpoint`` index is replaced atomically afterwards,
 so a crash while saving leaves the index pointing at the previous good
@@ -26,12 +29,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import shutil
 import signal
-import socket
 import threading
 import time
 from typing import Callable, Iterator, Mapping
@@ -41,6 +41,8 @@ import tensorflow as tf
 import keras
 from absl import logging
 
+from common import checkpoints as checkpoints_lib
+from common import devices
 from common import metrics as metrics_lib
 from common import run_dir
 from common import visualize
@@ -123,41 +125,7 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------
-# Precision and devices
-
-
-def set_precision(mixed_precision: str) -> None:
-    """Sets Keras' global dtype policy: 'none' (float32), 'float16' or 'bfloat16'."""
-    policies = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-    if mixed_precision not in policies:
-        raise UserError(f"--mixed_precision must be one of {sorted(policies)}, "
-                         f"got {mixed_precision!r}.")
-    keras.mixed_precision.set_global_policy(policies[mixed_precision])
-    if mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
-        flags = cpu_flags()
-        if flags is not None and not flags & BF16_CPU_FLAGS:
-            logging.warning(
-                "--mixed_precision=bfloat16 on a CPU without bfloat16 instructions (none of "
-                "%s in /proc/cpuinfo): its matrix products are emulated, so expect no speed-up "
-                "over float32 (--mixed_precision=none).", ", ".join(sorted(BF16_CPU_FLAGS)))
-
-
-# x86 instruction sets that multiply bfloat16 natively (AVX-512 BF16, AMX), and Arm's.
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
-    """The instruction-set flags of the first CPU in `cpuinfo` (Linux), None where
-    unknown (another OS, or no flags line)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):  # x86, Arm
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return None
+# Optimizer steps (loss scaling and replicas)
 
 
 def make_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
@@ -186,117 +154,6 @@ def update(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: t
     variables = model.trainable_variables
     optimizer.apply_gradients(zip(tape.gradient(loss, variables, output_gradients=seed),
                                   variables))
-
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
-
-
-def tf_config() -> dict:
-    """The parsed TF_CONFIG environment variable ({} when unset)."""
-    text = os.environ.get("TF_CONFIG", "")
-    if not text:
-        return {}
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"TF_CONFIG is not valid JSON ({error}): {text!r}") from error
-    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
-        raise UserError('TF_CONFIG must look like {"cluster": {"worker": ["host1:port", '
-                         f'"host2:port"]}}, "task": {{"type": "worker", "index": 0}}}}, got {text!r}')
-    return config
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run's files (logs, samples, checkpoints).
-
-    Always, except under a multi-worker strategy, where only the chief task of
-    TF_CONFIG does (`chief_task`).
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    return chief_task(tf_config())
-
-
-def chief_task(config: Mapping) -> bool:
-    """Whether a TF_CONFIG's own task is the chief: the "chief" task, or worker 0
-    of a cluster without one."""
-    task = config.get("task", {})
-    task_type, index = task.get("type"), int(task.get("index", 0))
-    if task_type in (None, "chief"):
-        return True
-    return task_type == "worker" and index == 0 and "chief" not in config.get("cluster", {})
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """'default' (one device), 'mirrored' (all local GPUs, or CPU if none), or
-    'multi_worker' (every GPU of the machines in TF_CONFIG; create it before any
-    other TensorFlow work, as collective ops are set up at start)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if not tf_config():
-            raise UserError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(the cluster's workers and this process's task); see README, "
-                             "'Several GPUs or machines'.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UserError(f"--strategy must be one of {list(STRATEGIES)}, got {name!r}.")
-
-
-def check_batch_divides(batch_size: int, strategy: tf.distribute.Strategy) -> int:
-    """The per-replica batch; fails unless the global batch splits evenly over replicas."""
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise UserError(f"--batch_size ({batch_size}) is the global batch and must be a "
-                         f"multiple of the number of replicas ({replicas}).")
-    return batch_size // replicas
-
-
-# ----------------------------------------------------------------------------
-# Work directory
-
-
-def prepare_workdir(workdir: str) -> None:
-    """Creates the work directory and fails early if it cannot be written."""
-    try:
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as error:
-        raise OSError(f"--workdir {workdir!r} is not writable: {error}") from error
-
-
-DISK_MARGIN_BYTES = 100 * 2**20  # logs, sample grids, TensorBoard events
-
-
-def checkpoint_bytes(items: Mapping[str, object]) -> int:
-    """Size of one checkpoint of these models and optimizers (their variables)."""
-    seen, total = set(), 0
-    for item in items.values():
-        for variable in getattr(item, "variables", []):
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                total += math.prod(variable.shape) * tf.as_dtype(variable.dtype).size
-    return total
-
-
-def check_free_space(directory: str, one_checkpoint: int, keep: int) -> None:
-    """Fails at start unless the disk holds the `keep` checkpoints of a run (plus one in
-    flight, written before the oldest is deleted), counting those already there."""
-    existing = sum(os.path.getsize(os.path.join(directory, name))
-                   for name in (os.listdir(directory) if os.path.isdir(directory) else []))
-    needed = max(0, (keep + 1) * one_checkpoint - existing) + DISK_MARGIN_BYTES
-    free = shutil.disk_usage(os.path.dirname(directory.rstrip("/")) or ".").free
-    if free < needed:
-        raise OSError(
-            f"--workdir: not enough free disk space for the checkpoints: {free / 2**20:.0f} MB "
-            f"free, {needed / 2**20:.0f} MB needed ({keep + 1} checkpoints of "
-            f"{one_checkpoint / 2**20:.0f} MB, from --keep_checkpoints={keep}, plus "
-            f"{DISK_MARGIN_BYTES / 2**20:.0f} MB for logs). Free some space, lower "
-            "--keep_checkpoints, or choose another --workdir.")
 
 
 def format_duration(seconds: float) -> str:
@@ -328,7 +185,7 @@ class StopRequest:
 
     def raise_if_requested(self) -> None:
         """Start-up's check: a signal that came before training began ends the command
-        (KeyboardInterrupt: one line and exit code 130, see common.flags.run_app)."""
+        (KeyboardInterrupt: one line and exit code 130, see common.cli.run_app)."""
         if self:
             raise KeyboardInterrupt
 
@@ -444,47 +301,6 @@ def steps_until_event(step: int, config: "LoopConfig", phase_at: Callable[[int],
     return limit - step
 
 
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, workdir: str) -> None:
-    """Restores a checkpoint, or explains why it does not fit the networks."""
-    try:
-        checkpoint.restore(path).assert_existing_objects_matched()
-    except (AssertionError, ValueError) as error:
-        raise UserError(
-            f"The checkpoint {path} does not match the networks built from "
-            f"the current flags (was the run started with other settings?). Relaunch it with "
-            f"--flagfile={os.path.join(workdir, 'flags.cfg')}, or use a new --workdir. "
-            f"Details: {error}") from error
-
-
-def _learning_rate_variables(items: Mapping[str, object]) -> dict[str, tf.Variable]:
-    """name -> learning-rate variable of each optimizer with a constant learning rate
-    (a schedule is a function of the step and has none)."""
-    found = {}
-    for name, item in items.items():
-        optimizer = getattr(item, "inner_optimizer", item)  # under a loss-scale optimizer
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            rate = getattr(optimizer, "_learning_rate", None)
-            if isinstance(rate, keras.Variable):
-                found[name] = rate
-    return found
-
-
-def restore_learning_rates(variables: Mapping[str, tf.Variable],
-                           configured: Mapping[str, float]) -> None:
-    """Puts back the configured learning rates after a restore, logging each change.
-
-    A checkpoint stores each optimizer's learning rate, so restoring it would
-    silently undo a learning rate changed on resume (for example lowered after
-    a non-finite loss).
-    """
-    for name, variable in variables.items():
-        restored = float(variable.numpy())
-        if not math.isclose(restored, configured[name], rel_tol=1e-6):
-            logging.info("%s: learning rate %g from the flags (the checkpoint had %g).", name,
-                         configured[name], restored)
-            variable.assign(configured[name])
-
-
 def log_progress(writer, metrics_path: str, *, step: int, num_steps: int, phase_name: str,
                  losses: Mapping[str, float], images_per_second: float,
                  seconds_per_step: float) -> None:
@@ -526,100 +342,13 @@ def evaluate(task: Task, batches, lpips=None) -> dict[str, float]:
     return {key: value / count for key, value in totals.items()}
 
 
-class Checkpoints:
-    """The run's checkpoint: step, phase, and the task's items; resumed, then saved.
-
-    Under a multi-worker strategy every worker joins each save (variables are
-    read collectively), but only the chief writes into the work directory; the
-    others save into a scratch folder that is then deleted.
-    """
-
-    def __init__(self, task: Task, config: LoopConfig, strategy: tf.distribute.Strategy,
-                 chief: bool):
-        with strategy.scope():
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
-            task.build_optimizers()
-        self.items = task.checkpoint_items()
-        self.checkpoint = tf.train.Checkpoint(step=self.step, phase=self.phase, **self.items)
-        self.chief = chief
-        self.directory = (run_dir.checkpoint_dir(config.workdir) if chief else
-                          os.path.join(config.workdir, "worker_scratch",
-                                       f"{socket.gethostname()}.{os.getpid()}"))
-        # Found (and on the chief repaired) before the manager reads the index.
-        self.latest = run_dir.newest_readable(run_dir.checkpoint_dir(config.workdir),
-                                              repair=chief)
-        damaged = run_dir.damaged_files(run_dir.checkpoint_dir(config.workdir))
-        if chief and self.latest is None and damaged:
-            # Starting again from step 0 would overwrite the run's history.
-            where = os.path.join(run_dir.checkpoint_dir(config.workdir), run_dir.DAMAGED)
-            raise UserError(
-                f"--workdir {config.workdir} has no readable checkpoint: its checkpoints "
-                f"({len(damaged)} files) are unreadable and were set aside in {where}. Nothing "
-                "was trained or rewritten. To train this run again from step 0, delete "
-                f"{where} and {os.path.join(config.workdir, run_dir.METRICS_FILE)}, or give a "
-                "new --workdir.")
-        if chief:
-            check_free_space(self.directory, checkpoint_bytes(self.items),
-                             config.keep_checkpoints)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
-                                                  max_to_keep=config.keep_checkpoints)
-        self.saved_steps: set[int] = set()
-
-    def resume(self, task: Task, workdir: str) -> tuple[int, int]:
-        """Restores the newest readable checkpoint, if any, keeping the configured
-        learning rates; returns (step, phase) to start from."""
-        if self.latest:
-            learning_rates = _learning_rate_variables(self.items)
-            configured = {name: float(v.numpy()) for name, v in learning_rates.items()}
-            restore_checkpoint(self.checkpoint, self.latest, workdir)
-            restore_learning_rates(learning_rates, configured)
-            logging.info("Resumed from %s at step %d (phase %s).", self.latest,
-                         int(self.step.numpy()), task.phase_name(int(self.phase.numpy())))
-        start = int(self.step.numpy())
-        self.saved_steps.add(start)
-        return start, int(self.phase.numpy())
-
-    def save(self, step: int) -> None:
-        try:
-            path = self.manager.save(checkpoint_number=step)
-        except tf.errors.OpError as error:
-            # The index still names the previous checkpoint, which stays usable.
-            raise OSError(f"Could not write the checkpoint of step {step} to {self.directory} "
-                          f"(disk full?): {error.message}. The previous checkpoint is kept; "
-                          "free some space and rerun to resume.") from error
-        self.saved_steps.add(step)
-        if self.chief:
-            logging.info("Saved checkpoint %s.", path)
-        else:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the last worker out removes the folder
-                os.rmdir(os.path.dirname(self.directory))
-
-    def non_finite_error(self, first_bad: int, step: int,
-                         losses: Mapping[str, float]) -> NonFiniteLossError:
-        """The error for a non-finite loss, saying which checkpoint is kept."""
-        if max(self.saved_steps) > 0 or self.latest:
-            advice = (f"the last good checkpoint in {self.manager.directory} (step "
-                      f"{max(self.saved_steps)}) is kept. Lower the learning rate (it takes "
-                      "effect on resume), or try --mixed_precision=none if it is on, then "
-                      "rerun to resume.")
-        else:
-            advice = ("no checkpoint had been saved yet. Lower the learning rate, or try "
-                      "--mixed_precision=none if it is on, and start again.")
-        return NonFiniteLossError(
-            f"Non-finite loss at step {first_bad} (losses at step {step}: "
-            + ", ".join(f"{k}={v}" for k, v in losses.items()) + "). Stopped without saving; "
-            + advice)
-
-
-def distributed_iterator(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy):
-    """An iterator of per-replica batches of `dataset`'s global batches."""
-    # Each global batch is split over the replicas (and workers); never shard by
-    # files, which would change the data with the number of workers.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+def non_finite_error(checkpoints: checkpoints_lib.Checkpoints, first_bad: int, step: int,
+                     losses: Mapping[str, float]) -> NonFiniteLossError:
+    """The error for a non-finite loss, saying which checkpoint is kept."""
+    return NonFiniteLossError(
+        f"Non-finite loss at step {first_bad} (losses at step {step}: "
+        + ", ".join(f"{k}={v}" for k, v in losses.items()) + "). Stopped without saving; "
+        + checkpoints.kept_advice())
 
 
 def summary_writers(workdir: str, chief: bool, has_eval: bool):
@@ -694,12 +423,12 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
       NonFiniteLossError: a loss became NaN or infinite (nothing is saved).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    chief = is_chief(strategy)
-    prepare_workdir(config.workdir)
+    chief = devices.is_chief(strategy)
+    checkpoints_lib.prepare_workdir(config.workdir)
     if task.caveat:
         logging.warning("*** %s ***", task.caveat)
     metrics_path = os.path.join(config.workdir, run_dir.METRICS_FILE)
-    checkpoints = Checkpoints(task, config, strategy, chief)
+    checkpoints = checkpoints_lib.Checkpoints(task, config, strategy, chief)
     start_step, current_phase = checkpoints.resume(task, config.workdir)
     if start_step >= config.num_steps:
         # A finished run: none of its files is touched.
@@ -711,7 +440,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
         if on_start is not None:
             on_start(start_step)
 
-    iterator = distributed_iterator(make_train_dataset(start_step * config.batch_size),
+    iterator = devices.distributed_iterator(make_train_dataset(start_step * config.batch_size),
                                     strategy)
     train_writer, eval_writer = summary_writers(config.workdir, chief, eval_dataset is not None)
     loops_for_phase = compiled_loops(task, strategy, jit_compile=config.jit_compile,
@@ -734,7 +463,7 @@ def train(task: Task, make_train_dataset: Callable[[int], tf.data.Dataset], conf
                 iterator, tf.constant(count, tf.int64))
             losses = {k: float(v) for k, v in last_losses.items()}
             if not bool(all_finite):
-                raise checkpoints.non_finite_error(int(first_bad), step + count, losses)
+                raise non_finite_error(checkpoints, int(first_bad), step + count, losses)
             step += count
             window_steps += count
 

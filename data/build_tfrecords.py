@@ -21,7 +21,7 @@ import os
 from absl import app
 from absl import flags
 
-from common import flags as common_flags
+from common import cli
 from common import tfrecords
 
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of images, searched recursively.")
@@ -38,7 +38,7 @@ flags.mark_flags_as_required(["input_dir", "output"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected positional arguments: {' '.join(argv[1:])}")
-    with common_flags.user_errors():
+    with cli.user_errors():
         summary = tfrecords.build_tfrecords(
             input_dir=_INPUT_DIR.value,
             output_prefix=_OUTPUT.value,
@@ -49,4 +49,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

@@ -13,7 +13,7 @@ Images are centre-cropped to a square and resized to N; each image meets the
 same mask whatever the method (paired by its name). Writes DIR/metrics.json
 (count, overall metrics, metrics per hole-area bin, per image) and, for every
 image, NAME_target.png, NAME_mask.png, NAME_input.png and NAME_composite.png.
-The metrics are defined in common/evaluation.py and in README.md.
+The metrics are defined in common/evaluation.py and in docs/evaluation.md.
 
 LPIPS (--lpips_net=alex|vgg), FID and KID are added when their weight files
 are found (--lpips_backbone_weights, --lpips_linear_weights, --fid_weights,
@@ -29,8 +29,8 @@ import os
 from absl import app
 from absl import flags
 
+from common import cli
 from common import evaluation
-from common import flags as common_flags
 from common import perceptual_metrics
 from common.errors import UserError
 from reproductions import inpainters
@@ -60,7 +60,7 @@ def main(argv):
     for name in ("method", "images", "output"):
         if not values[name].value:
             raise app.UsageError(f"--{name} is required.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         if values.limit is not None and values.limit < 1:
             raise UserError(f"--limit must be at least 1, got {values.limit}.")
         if (os.path.isdir(values.output) and os.listdir(values.output)
@@ -89,7 +89,7 @@ def main(argv):
 
 def run() -> None:
     """Console-script entry point (`inpaint-eval`)."""
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

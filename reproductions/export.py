@@ -29,7 +29,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from common import flags as common_flags
+from common import cli
 from common import masks
 from common import train_loop
 from common.errors import UserError
@@ -94,7 +94,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS.workdir or not flags.FLAGS.output:
         raise app.UsageError("--workdir and --output are required.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         paper = export(flags.FLAGS.workdir, flags.FLAGS.output)
     print(f"Exported {paper} from {flags.FLAGS.workdir} to {flags.FLAGS.output}; load it with "
           f"tf.saved_model.load({flags.FLAGS.output!r}).serve(image, mask).")
@@ -107,4 +107,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)

@@ -15,7 +15,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from common import flags as common_flags
+from common import cli
 from common import image_files
 from common.errors import UserError
 from reproductions import inpainters
@@ -129,7 +129,7 @@ def main(argv):
     for name in ("method", "image", "mask", "output"):
         if not flags.FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
-    with common_flags.user_errors():
+    with cli.user_errors():
         inpaint_file(flags.FLAGS.method, flags.FLAGS.image, flags.FLAGS.mask, flags.FLAGS.output,
                      flags.FLAGS.postprocess, flags.FLAGS.fit, flags.FLAGS.overwrite,
                      flags.FLAGS.max_megapixels, flags.FLAGS.lossy)
@@ -140,7 +140,7 @@ def main(argv):
 def run() -> None:
     """Console-script entry point (`inpaint`)."""
     define_flags()
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,10 @@ import tensorflow as tf
 from common import baselines
 from common import experiment
 from common import masks
-from common.errors import UserError
 from common import run_dir
 from common import train_loop
 from common import vgg
+from common.errors import UserError
 from reproductions import papers
 
 FITS = ("pad", "resize")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import os
 import platform
 import sys
@@ -18,7 +19,6 @@ from typing import Callable
 
 from absl import flags
 
-from common import experiment
 from common.errors import UserError
 
 # The registry: folder names under reproductions/, each with a paper.py.
@@ -48,6 +48,9 @@ class Paper:
       prepare: optional (task, config, data config, resuming) hook run before
         training, e.g. to compute statistics of the data that a new run stores
         in its checkpoint (GLCIC's mean pixel).
+      convert_released: optional path of the authors' released weights ->
+        (Config, task holding them, fields for config.json); its folder's
+        convert.py. None when the authors released none.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Paper:
     size_policy: tuple[str, int]
     postprocess: Callable | None = None
     prepare: Callable | None = None
+    convert_released: Callable | None = None
 
     @classmethod
     def from_train_lib(cls, train_lib, **fields) -> "Paper":
@@ -69,10 +73,6 @@ class Paper:
         return cls(config=train_lib.Config, build_task=train_lib.build_task,
                    parameter_counts=train_lib.parameter_counts,
                    paper_input=train_lib.paper_input, describe=train_lib.describe, **fields)
-
-    def train(self, config, run_config):
-        """Trains (or resumes) a run of this paper: common.experiment.run."""
-        return experiment.run(self, config, run_config)
 
     @property
     def fully_convolutional(self) -> bool:
@@ -84,9 +84,22 @@ class Paper:
         """Whether the paper's losses need VGG weights (its --vgg_weights flag)."""
         return any(f.name == "vgg_weights" for f in dataclasses.fields(self.config))
 
+    def folder(self) -> str:
+        """The paper's folder: reproductions/NAME, or wherever the package
+        `reproductions.NAME` was found (the registry test adds one elsewhere)."""
+        return paper_folder(self.name)
+
     def configs_dir(self) -> str:
         """The folder of the paper's named configs (paper, demo, smoke, ...)."""
-        return os.path.join(REPRODUCTIONS, self.name, "configs")
+        return os.path.join(self.folder(), "configs")
+
+
+def paper_folder(paper: str) -> str:
+    """The folder of the package `reproductions.PAPER`."""
+    spec = importlib.util.find_spec(f"reproductions.{paper}")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"no folder for the paper {paper!r} under reproductions/.")
+    return list(spec.submodule_search_locations)[0]
 
 
 def check_paper(paper: str, flag: str = "--paper") -> str:
@@ -128,7 +141,7 @@ def config_path(paper: str, config: str) -> str:
     """A config given as a path, or as a file name under reproductions/PAPER/configs/."""
     if os.path.exists(config):
         return config
-    path = os.path.join(REPRODUCTIONS, check_paper(paper), "configs", config)
+    path = os.path.join(paper_folder(check_paper(paper)), "configs", config)
     if not os.path.exists(path):
         raise UserError(f"--config {config!r}: no such file (looked in {path}).")
     return path

@@ -22,12 +22,13 @@ def trained(tmp_path_factory):
     """paper -> work directory of a one-step run of its smoke config, for every
     registered paper (both size policies): trained once per test process."""
     import helpers
+    from common import experiment
     from reproductions import papers
 
     workdirs = {}
     for record in papers.all_papers():
         workdir = tmp_path_factory.mktemp(record.name)
-        record.train(helpers.smoke_config(record.name), helpers.run_config(workdir, 1))
+        experiment.run(record, helpers.smoke_config(record.name), helpers.run_config(workdir, 1))
         workdirs[record.name] = str(workdir)
     return workdirs
 

@@ -1,6 +1,7 @@
 """Helpers shared by the paper tests: run settings, the CLI, and the metrics log."""
 
 import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -8,9 +9,10 @@ import sys
 
 from absl import flags
 
+from common import cli
 from common import config_flags
 from common import experiment
-from common import flags as common_flags
+from common import run_configs
 from common import train_loop
 from reproductions import papers
 
@@ -26,9 +28,9 @@ def run_config(workdir, num_steps, batch_size=2, seed=0, strategy="default", **l
     settings = dict(workdir=str(workdir), num_steps=num_steps, batch_size=batch_size,
                     log_every=1, checkpoint_every=1, sample_every=100, eval_every=100)
     settings.update(loop)
-    return common_flags.RunConfig(
+    return run_configs.RunConfig(
         loop=train_loop.LoopConfig(**settings),
-        data=common_flags.DataConfig(train_data="sample", eval_data="", eval_examples=8,
+        data=run_configs.DataConfig(train_data="sample", eval_data="", eval_examples=8,
                                      batch_size=batch_size, seed=seed, shuffle_buffer=16),
         mixed_precision="none", strategy=strategy)
 
@@ -37,9 +39,9 @@ def paper_flags(paper, *argv):
     """The flags of PAPER's train.py, in their own FlagValues; parsed from `argv` (e.g.
     a --flagfile) if given, its includes found as train.py finds them."""
     values = flags.FlagValues()
-    common_flags.define_paper_flags(papers.get(paper).config, values)
+    cli.define_paper_flags(papers.get(paper).config, values)
     if argv:
-        values(common_flags.expand_flagfiles(["prog", *argv]))
+        values(cli.expand_flagfiles(["prog", *argv]))
     return values
 
 
@@ -79,3 +81,11 @@ def train_records(workdir):
     """The training lines of workdir/metrics.jsonl."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if '"train"' in line]
+
+
+def benchmark_module(name):
+    """A module of benchmarks/ (not a package: its scripts import each other by name)."""
+    folder = os.path.join(REPO, "benchmarks")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module(name)

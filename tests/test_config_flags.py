@@ -13,15 +13,15 @@ from typing import Sequence
 import pytest
 from absl import flags
 
+from common import cli
 from common import config_flags
-from common import flags as common_flags
 from common.config_flags import option
 from common.errors import UserError
 import helpers
 from helpers import REPO
 from reproductions import papers
 
-PAPERS = ("context_encoder", "glcic", "structural_inpainting", "dmfn")
+PAPERS = papers.PAPERS  # every registered paper (tests/test_registry.py adds a tiny one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,7 @@ def test_configs_state_only_what_differs_from_the_defaults(paper):
     """A line restating a default would be a second copy of it, which a change of
     the default would silently leave behind."""
     values, _ = paper_values(paper)
-    paths = sorted(glob.glob(os.path.join(REPO, "reproductions", paper, "configs", "*.cfg")))
+    paths = sorted(glob.glob(os.path.join(papers.get(paper).configs_dir(), "*.cfg")))
     assert paths
     restated = [(os.path.basename(path), line) for path in paths for line in flag_lines(path)
                 if not line.startswith("--flagfile=") and is_default(values, line)]
@@ -122,7 +122,7 @@ def test_configs_state_only_what_differs_from_the_defaults(paper):
 @pytest.mark.parametrize("paper", PAPERS)
 def test_every_config_resolves_and_included_files_exist(paper, monkeypatch):
     monkeypatch.chdir(REPO)  # includes are written from the repository root
-    for path in glob.glob(os.path.join(REPO, "reproductions", paper, "configs", "*.cfg")):
+    for path in glob.glob(os.path.join(papers.get(paper).configs_dir(), "*.cfg")):
         for line in flag_lines(path):
             if line.startswith("--flagfile="):
                 assert os.path.exists(line.split("=", 1)[1]), (path, line)
@@ -149,30 +149,30 @@ def write(path, *lines):
 def test_flagfiles_expand_in_place_with_their_includes_so_later_flags_win(tmp_path):
     base = write(tmp_path / "base.cfg", "# a comment", "", "--a=1", "// another", "--b=1")
     variant = write(tmp_path / "variant.cfg", f"--flagfile={base}", "--b=2")
-    assert common_flags.expand_flagfiles(["prog", "--x=0", f"--flagfile={variant}", "--a=3"]) \
+    assert cli.expand_flagfiles(["prog", "--x=0", f"--flagfile={variant}", "--a=3"]) \
         == ["prog", "--x=0", "--a=1", "--b=1", "--b=2", "--a=3"]
-    assert common_flags.expand_flagfiles(["prog", "--flagfile", base]) == ["prog", "--a=1", "--b=1"]
+    assert cli.expand_flagfiles(["prog", "--flagfile", base]) == ["prog", "--a=1", "--b=1"]
     # After "--" nothing is a flag.
-    assert common_flags.expand_flagfiles(["prog", "--", f"--flagfile={base}"]) \
+    assert cli.expand_flagfiles(["prog", "--", f"--flagfile={base}"]) \
         == ["prog", "--", f"--flagfile={base}"]
 
 
 def test_an_include_written_from_the_repository_root_is_found_from_any_directory(
         tmp_path, monkeypatch):
     config = "reproductions/structural_inpainting/configs/cpu_faces_no_feat.cfg"
-    from_root = common_flags.expand_flagfiles(["prog", f"--flagfile={config}"])
+    from_root = cli.expand_flagfiles(["prog", f"--flagfile={config}"])
     monkeypatch.chdir(tmp_path)
-    assert common_flags.expand_flagfiles(["prog", f"--flagfile={config}"]) == from_root
+    assert cli.expand_flagfiles(["prog", f"--flagfile={config}"]) == from_root
     assert any(line.startswith("--structural_steps=") for line in from_root)  # from the base
 
 
 def test_a_missing_or_circular_flagfile_is_a_user_error_naming_it(tmp_path):
     with pytest.raises(UserError, match="nowhere.cfg: no such file"):
-        common_flags.expand_flagfiles(["prog", "--flagfile=nowhere.cfg"])
+        cli.expand_flagfiles(["prog", "--flagfile=nowhere.cfg"])
     loop = tmp_path / "loop.cfg"
     write(loop, f"--flagfile={loop}")
     with pytest.raises(UserError, match="includes itself"):
-        common_flags.expand_flagfiles(["prog", f"--flagfile={loop}"])
+        cli.expand_flagfiles(["prog", f"--flagfile={loop}"])
 
 
 def test_train_py_runs_from_another_directory_with_an_included_config(tmp_path):

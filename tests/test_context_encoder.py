@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import devices
 from common import experiment
 from common import masks
 from common import train_loop
 from reproductions.context_encoder import model as model_lib
 from reproductions.context_encoder import train_lib
+from reproductions.context_encoder.masks import random_region_mask
 from reproductions.context_encoder.paper import PAPER
 
 REPO = helpers.REPO
@@ -146,7 +148,7 @@ def test_composite_keeps_every_known_pixel(variant):
     if variant == "center":
         batch = batch_of(images, config)
     else:
-        mask = tf.stack([masks.random_region_mask(tf.constant([s, 0]), 128) for s in (1, 2)])
+        mask = tf.stack([random_region_mask(tf.constant([s, 0]), 128) for s in (1, 2)])
         batch = {"image": tf.constant(images), "mask": mask}
     outputs = {k: v.numpy() for k, v in task.predict(batch).items()}
     known = np.broadcast_to(outputs["mask"] == 0, images.shape)
@@ -194,9 +196,9 @@ def test_l2_only_training_fits_a_fixed_batch(tmp_path):
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     config = tiny_config()
-    PAPER.train(config, run_config(tmp_path / "straight", num_steps=4))
-    PAPER.train(config, run_config(tmp_path / "resumed", num_steps=2))
-    result = PAPER.train(config, run_config(tmp_path / "resumed", num_steps=4))
+    experiment.run(PAPER, config, run_config(tmp_path / "straight", num_steps=4))
+    experiment.run(PAPER, config, run_config(tmp_path / "resumed", num_steps=2))
+    result = experiment.run(PAPER, config, run_config(tmp_path / "resumed", num_steps=4))
     assert result.step == 4
     straight = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints"))
     resumed = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints"))
@@ -211,7 +213,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 def test_checkpoint_holds_both_networks_and_optimizers(tmp_path):
     config = tiny_config()
-    PAPER.train(config, run_config(tmp_path, num_steps=2))
+    experiment.run(PAPER, config, run_config(tmp_path, num_steps=2))
     # The paper and its settings are recorded, to load the model without flags.
     paper, fields = experiment.read_paper_config(str(tmp_path))
     assert paper == "context_encoder" and train_lib.Config(**fields) == config
@@ -269,7 +271,7 @@ def test_cli_rejects_bad_flags(tmp_path):
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_mixed_precision_step_is_finite(precision):
-    train_loop.set_precision(precision)
+    devices.set_precision(precision)
     try:
         task = train_lib.build_task(tiny_config())
         task.build_optimizers()
@@ -281,11 +283,11 @@ def test_mixed_precision_step_is_finite(precision):
         losses = step(batch_of(images, tiny_config()))
         assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in losses.values())
     finally:
-        train_loop.set_precision("none")
+        devices.set_precision("none")
 
 
 def test_xla_run(tmp_path):
-    result = PAPER.train(tiny_config(), run_config(tmp_path, num_steps=2, jit_compile=True))
+    result = experiment.run(PAPER, tiny_config(), run_config(tmp_path, num_steps=2, jit_compile=True))
     assert result.step == 2 and all(np.isfinite(v) for v in result.last_losses.values())
 
 
@@ -295,9 +297,10 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {tests!r})
 import test_context_encoder as t
+from common import experiment
 from reproductions.context_encoder.paper import PAPER
 rc = t.run_config({workdir!r}, num_steps=2, strategy="mirrored")
-result = PAPER.train(t.tiny_config(), rc)
+result = experiment.run(PAPER, t.tiny_config(), rc)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync, "step", result.step)
 """
 

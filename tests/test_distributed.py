@@ -29,6 +29,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 sys.path.insert(0, {tests!r})
 import helpers
+from common import devices
 from common import train_loop
 from reproductions import papers
 record = papers.get({paper!r})
@@ -40,7 +41,7 @@ def models(task):
 
 initial, results = None, {{}}
 for name in ("default", "mirrored"):
-    strategy = train_loop.make_strategy(name)
+    strategy = devices.make_strategy(name)
     keras.utils.set_random_seed(0)
     with strategy.scope():
         task = record.build_task(config)

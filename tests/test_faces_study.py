@@ -44,15 +44,14 @@ def test_link_split_fills_both_folders_once(tmp_path):
 
 
 def test_table_by_hole_area_bin():
-    from common import evaluation
-
+    results_tables = helpers.benchmark_module("results_tables")
     results = [{"method": "a", "by_hole_area": {"0-10%": {"psnr": 30.0}, "20-30%": {"psnr": 25.5}}},
                {"method": "b", "by_hole_area": {"20-30%": {"psnr": 21.25}}}]
-    assert evaluation.markdown_bins_table(results).splitlines() == [
+    assert results_tables.markdown_bins_table(results).splitlines() == [
         "| method | 0-10% | 20-30% |", "|---|---|---|",
         "| a | 30.00 | 25.50 |", "| b | n/a | 21.25 |"]
     with pytest.raises(ValueError):
-        evaluation.markdown_bins_table([{"method": "a", "by_hole_area": {}}])
+        results_tables.markdown_bins_table([{"method": "a", "by_hole_area": {}}])
 
 
 def _write_faces(folder, count):
@@ -155,7 +154,7 @@ def test_study_command_on_a_tiny_budget(tmp_path):
 def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
     """The irregular runs train on generated strokes; the NVIDIA masks (--masks) are
     for evaluation only. Every run's full flags, its config files expanded, are checked."""
-    from common import flags as common_flags
+    from common import cli
 
     evaluation_masks = str(tmp_path / "nvidia_irregular")
     # The study's own train commands, from a process of its own (its flags are global).
@@ -175,7 +174,7 @@ def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
     assert {name for name, *_ in runs} >= {"dmfn_irregular", "glcic_irregular",
                                            "dmfn_irregular_uniform"}
     for name, paper, smoke, command in runs:
-        expanded = common_flags.expand_flagfiles(command[1:])
+        expanded = cli.expand_flagfiles(command[1:])
         assert not any(evaluation_masks in arg for arg in expanded), (name, smoke)
         values = helpers.paper_flags(paper, *expanded[1:])
         assert not getattr(values, "mask_dir", ""), (name, smoke)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import experiment
 from common import masks, patches
 from reproductions.glcic import inference
 from reproductions.glcic import model as model_lib
@@ -184,18 +185,18 @@ def test_losses_match_a_hand_computation_on_the_composite():
 
 def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_path):
     config = small_config(completion_steps=2, discriminator_steps=2)
-    first = PAPER.train(config, run_config(tmp_path, num_steps=3))
+    first = experiment.run(PAPER, config, run_config(tmp_path, num_steps=3))
     assert first.step == 3
     stored = tf.train.load_checkpoint(str(tmp_path / "checkpoints")).get_tensor(
         "mean_pixel/.ATTRIBUTES/VARIABLE_VALUE")
     assert stored.shape == (3,) and np.all((stored > 0.05) & (stored < 0.95))
     # Another --mean_pixel would change the networks' input: refused, the run untouched.
     with pytest.raises(ValueError, match=r"--mean_pixel: None -> \[0.1, 0.1, 0.1\]"):
-        PAPER.train(small_config(completion_steps=2, discriminator_steps=2,
+        experiment.run(PAPER, small_config(completion_steps=2, discriminator_steps=2,
                                    mean_pixel=(0.1, 0.1, 0.1)),
                       run_config(tmp_path, num_steps=6))
     # The same settings resume with the stored mean pixel.
-    resumed = PAPER.train(small_config(completion_steps=2, discriminator_steps=2),
+    resumed = experiment.run(PAPER, small_config(completion_steps=2, discriminator_steps=2),
                             run_config(tmp_path, num_steps=6))
     assert resumed.step == 6
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
@@ -207,7 +208,7 @@ def test_three_phases_resume_in_the_right_phase_with_the_stored_mean_pixel(tmp_p
 
 
 def test_given_mean_pixel_is_used(tmp_path):
-    PAPER.train(small_config(mean_pixel=(0.25, 0.5, 0.75)), run_config(tmp_path, 1))
+    experiment.run(PAPER, small_config(mean_pixel=(0.25, 0.5, 0.75)), run_config(tmp_path, 1))
     stored = tf.train.load_checkpoint(str(tmp_path / "checkpoints")).get_tensor(
         "mean_pixel/.ATTRIBUTES/VARIABLE_VALUE")
     np.testing.assert_allclose(stored, [0.25, 0.5, 0.75])

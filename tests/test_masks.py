@@ -9,6 +9,9 @@ import tensorflow as tf
 from PIL import Image
 
 from common import masks
+from reproductions.glcic.masks import glcic_hole_and_local_box
+from reproductions.dmfn.masks import dmfn_box_mask
+from reproductions.context_encoder.masks import random_region_mask
 
 NVIDIA_MASKS = "/work/shared/data/masks/nvidia_irregular"
 
@@ -98,7 +101,7 @@ def test_random_block_mask_too_large():
 def test_glcic_hole_sizes_and_local_box():
     heights, widths = set(), set()
     for i in range(50):
-        mask, local_box = masks.glcic_hole_and_local_box(seed(i))
+        mask, local_box = glcic_hole_and_local_box(seed(i))
         assert_binary_mask(mask, (256, 256))
         assert local_box.dtype == tf.int32 and local_box.shape == (4,)
         (top, left, height, width), count = hole_box(mask)
@@ -114,15 +117,15 @@ def test_glcic_hole_sizes_and_local_box():
 
 def test_glcic_bad_hole_range():
     with pytest.raises(ValueError, match="hole_range"):
-        masks.glcic_hole_and_local_box(seed(0), hole_range=(128, 96))
+        glcic_hole_and_local_box(seed(0), hole_range=(128, 96))
     with pytest.raises(ValueError, match="local_size"):
-        masks.glcic_hole_and_local_box(seed(0), hole_range=(96, 160))
+        glcic_hole_and_local_box(seed(0), hole_range=(96, 160))
 
 
 def test_dmfn_box_shrinks_symmetrically():
     sides = set()
     for i in range(50):
-        mask, box = masks.dmfn_box_mask(seed(i))
+        mask, box = dmfn_box_mask(seed(i))
         assert_binary_mask(mask, (256, 256))
         box = box.numpy()
         assert box[2:].tolist() == [128, 128]
@@ -138,20 +141,20 @@ def test_dmfn_box_shrinks_symmetrically():
 
 
 def test_dmfn_center_without_shrink():
-    mask, box = masks.dmfn_box_mask(seed(3), position="center", max_delta=0)
+    mask, box = dmfn_box_mask(seed(3), position="center", max_delta=0)
     assert box.numpy().tolist() == [64, 64, 128, 128]
     assert hole_box(mask) == ((64, 64, 128, 128), 128 * 128)
 
 
 def test_dmfn_bad_position():
     with pytest.raises(ValueError, match="position"):
-        masks.dmfn_box_mask(seed(0), position="middle")
+        dmfn_box_mask(seed(0), position="middle")
 
 
 # --- Context Encoders random region -------------------------------------------------
 
 def test_random_region_coverage_in_range():
-    dataset = tf.data.Dataset.range(50).map(lambda i: masks.random_region_mask(tf.stack([i, 7])))
+    dataset = tf.data.Dataset.range(50).map(lambda i: random_region_mask(tf.stack([i, 7])))
     coverages = []
     for mask in dataset:
         assert_binary_mask(mask, (128, 128))
@@ -162,7 +165,7 @@ def test_random_region_coverage_in_range():
 
 def test_random_region_fallback_lands_in_range():
     # Windows of 25 % noise hardly ever cover 90 %: the fallback is used.
-    mask = masks.random_region_mask(seed(1), image_size=64, min_coverage=0.9, max_coverage=0.95,
+    mask = random_region_mask(seed(1), image_size=64, min_coverage=0.9, max_coverage=0.95,
                                     max_tries=1)
     assert_binary_mask(mask, (64, 64))
     assert 0.9 < mask.numpy().mean() < 0.95
@@ -176,7 +179,7 @@ def test_random_region_fallback_lands_in_range():
 ])
 def test_random_region_bad_arguments(kwargs):
     with pytest.raises(ValueError):
-        masks.random_region_mask(seed(0), **kwargs)
+        random_region_mask(seed(0), **kwargs)
 
 
 # --- Free-form strokes ------------------------------------------------------------
@@ -270,9 +273,9 @@ def test_irregular_unknown_preset():
 
 GENERATORS = {
     "block": lambda s: masks.random_block_mask(s, 64, 16),
-    "region": lambda s: masks.random_region_mask(s, 64),
-    "glcic": lambda s: masks.glcic_hole_and_local_box(s, 96, (24, 40), 48)[0],
-    "dmfn": lambda s: masks.dmfn_box_mask(s, 96, 48, 16)[0],
+    "region": lambda s: random_region_mask(s, 64),
+    "glcic": lambda s: glcic_hole_and_local_box(s, 96, (24, 40), 48)[0],
+    "dmfn": lambda s: dmfn_box_mask(s, 96, 48, 16)[0],
     "irregular": lambda s: masks.irregular_mask(s, 64, "medium"),
 }
 

@@ -40,7 +40,7 @@ def test_a_paper_has_its_files_and_a_well_formed_record(name):
     record = papers.get(name)
     assert record.name == name and record.title
     for path in FILES:
-        assert os.path.exists(os.path.join(papers.REPRODUCTIONS, name, path)), path
+        assert os.path.exists(os.path.join(record.folder(), path)), path
     # The paper's own settings: paper.cfg, or one per variant (paper_center.cfg, ...).
     assert glob.glob(os.path.join(record.configs_dir(), "paper*.cfg"))
     assert dataclasses.is_dataclass(record.config)
@@ -54,7 +54,7 @@ def test_a_paper_has_its_files_and_a_well_formed_record(name):
 
 
 def test_xla_is_on_by_default_only_where_it_made_the_cpu_step_faster():
-    # Measured (README, "Performance"): XLA makes Context Encoders 1.5-5 times
+    # Measured (docs/performance.md): XLA makes Context Encoders 1.5-5 times
     # faster on a CPU, and GLCIC's, DMFN's and (with AVX-512) Structural
     # Inpainting's steps slower (XLA's CPU convolutions and their gradients).
     defaults = {name: papers.get(name).config.RUN_DEFAULTS["jit_compile"]

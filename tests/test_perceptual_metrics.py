@@ -16,6 +16,7 @@ import pytest
 
 import helpers
 import torch_writers as tw
+from common import experiment
 from common import fid
 from common import lpips
 from common import metric_weights
@@ -286,8 +287,7 @@ def test_inpaint_eval_adds_lpips_fid_and_kid_given_their_files_and_skips_them_wi
     # The PSNR/SSIM/L1 columns did not move, and the tables show the new ones.
     for key in ("psnr", "ssim", "l1_hole"):
         assert scored["overall"][key] == plain["overall"][key]
-    from common import evaluation
-    table = evaluation.markdown_table([plain, scored])
+    table = helpers.benchmark_module("results_tables").markdown_table([plain, scored])
     assert "| LPIPS (alex) | FID | KID |" in table
     assert table.splitlines()[2].endswith("| n/a | n/a | n/a |")
     assert " ± " in table.splitlines()[3]
@@ -313,7 +313,7 @@ def test_perceptual_metrics_can_be_turned_off():
 def test_training_evaluation_adds_lpips_when_its_files_are_given(reference, tmp_path):
     import dataclasses
 
-    from common import flags as common_flags
+    from common import cli
     from reproductions import papers
 
     entry = reference["lpips_alex"]
@@ -326,17 +326,17 @@ def test_training_evaluation_adds_lpips_when_its_files_are_given(reference, tmp_
     values = helpers.paper_flags("context_encoder", "--workdir=w", "--eval_data=sample",
                                  f"--lpips_backbone_weights={paths['backbone']}",
                                  f"--lpips_linear_weights={paths['linear']}")
-    lpips_config = common_flags.run_config(values).lpips
+    lpips_config = cli.run_config_from_flags(values).lpips
     assert lpips_config.enabled and not lpips_config.fid
     assert lpips_config.lpips_backbone_weights == str(paths["backbone"])
-    assert common_flags.run_config(helpers.paper_flags("context_encoder", "--workdir=w")).lpips \
+    assert cli.run_config_from_flags(helpers.paper_flags("context_encoder", "--workdir=w")).lpips \
         is None
     # A one-step run evaluating at its end.
     run = helpers.run_config(tmp_path / "run", 1, batch_size=2, eval_every=1)
     run = dataclasses.replace(run, lpips=lpips_config,
                               data=dataclasses.replace(run.data, eval_data="sample",
                                                        eval_examples=4))
-    papers.get("context_encoder").train(helpers.smoke_config("context_encoder"), run)
+    experiment.run(papers.get("context_encoder"), helpers.smoke_config("context_encoder"), run)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evaluation_rows = [row for row in rows if row["split"] == "eval"]
     assert len(evaluation_rows) == 1

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import devices
 from common import train_loop
 from helpers import first_batch
 
@@ -32,7 +33,7 @@ def two_steps(paper, precision="none", jit_compile=False, initial=None):
     config = getattr(importlib.import_module(f"test_{paper}"), factory)()
     keras.utils.set_random_seed(0)  # first: the shuffle order depends on the global seed
     batch = first_batch(train_lib, config, batch_size=2)
-    train_loop.set_precision(precision)
+    devices.set_precision(precision)
     try:
         keras.utils.set_random_seed(0)
         task = train_lib.build_task(config)
@@ -56,7 +57,7 @@ def two_steps(paper, precision="none", jit_compile=False, initial=None):
                      for w, b in zip((w for m in models for w in m.trainable_weights), before))
         return task, results, change, initial
     finally:
-        train_loop.set_precision("none")
+        devices.set_precision("none")
 
 
 # GLCIC and DMFN take ~40 s each to compile; they run under XLA in the float16 test.

@@ -1,6 +1,7 @@
 """Every command the READMEs show still works, so the documentation cannot drift.
 
-The commands are read from the ```bash blocks of README.md and the paper READMEs:
+The commands are read from the ```bash blocks of README.md, the pages of docs/,
+benchmarks/README.md and the paper READMEs:
 
   * a train.py demo (the bundled `sample` photos) runs as written, shortened to two
     steps and pointed at a temporary work directory;
@@ -27,7 +28,8 @@ from PIL import Image
 
 from helpers import REPO
 
-READMES = ["README.md", *sorted(glob.glob("reproductions/*/README.md", root_dir=REPO))]
+READMES = ["README.md", *sorted(glob.glob("docs/*.md", root_dir=REPO)), "benchmarks/README.md",
+           *sorted(glob.glob("reproductions/*/README.md", root_dir=REPO))]
 # Checked by tests/test_run_script.py and run by CI, or a notebook (tests/test_notebooks.py
 # runs them).
 NOT_HERE = ("python3 run.py", "pytest", "jupyter")

@@ -215,14 +215,14 @@ def test_a_finished_run_is_left_untouched_and_unreadable_checkpoints_never_resta
 
 
 def test_a_workdir_with_edge_spaces_survives_its_flags_cfg(tmp_path):
-    from common import flags as common_flags
+    from common import flagfiles
 
     workdir = f"{tmp_path}/run "
     assert run_cli("context_encoder", CE_SMOKE, f"--workdir={workdir}",
                    "--max_steps=2").returncode == 0
     flags_cfg = os.path.join(workdir, "flags.cfg")
     assert f'--workdir="{workdir}"' in open(flags_cfg).read().splitlines()
-    assert common_flags.read_flagfile(flags_cfg)["workdir"] == workdir
+    assert flagfiles.read_flagfile(flags_cfg)["workdir"] == workdir
     relaunched = run_cli("context_encoder", f"--flagfile={flags_cfg}", "--max_steps=4")
     assert relaunched.returncode == 0, relaunched.stderr[-2000:]
     assert "at step 2 " in relaunched.stderr
@@ -237,3 +237,34 @@ def test_a_flagfile_that_is_not_text_is_named_in_one_line(tmp_path):
     assert result.returncode == 1
     assert f"--flagfile={flagfile} is not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_atomic_writes_replace_the_whole_file_and_leave_no_temporary(tmp_path):
+    from common import atomic
+
+    path = str(tmp_path / "state.json")
+    atomic.write_json(path, {"step": 1, "loss": float("nan")})
+    atomic.write_json(path, {"step": 2})
+    with open(path) as f:
+        assert f.read() == '{\n  "step": 2\n}\n'
+    atomic.write_text(path, "é\n")
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == "é\n"
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch):
+    from common import atomic
+
+    path = str(tmp_path / "state.json")
+    atomic.write_json(path, {"step": 1})
+    with pytest.raises(TypeError):
+        atomic.write_json(path, {"step": object()})  # not JSON: fails before any write
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", disk_full)  # the new content written, not yet synced
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_json(path, {"step": 2})
+    with open(path) as f:
+        assert json.load(f) == {"step": 1}
+    assert os.listdir(tmp_path) == ["state.json"]

@@ -87,6 +87,8 @@ def test_the_demo_says_what_it_made_and_what_to_run_next(tmp_path, capsys):
     assert "tensorboard --logdir runs/mine" in out
     assert "inpaint-eval --method=context_encoder:runs/mine" in out
     assert "CPU-scale study on faces" in out
+    assert "python benchmarks/faces_study.py --readme=benchmarks/README.md" in out
+    assert "inpaint-app --runs_dir=runs" in out
     # A failed or interrupted demo says nothing of the kind.
     assert run_script.main(["run.py", "demo"], runner=lambda command, cwd: 130,
                            env_dir=env) == 130

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import experiment
 from common import vgg
 from reproductions.structural_inpainting import losses
 from reproductions.structural_inpainting import train_lib
@@ -251,8 +252,8 @@ def test_real_vgg_features_grow_with_the_damage(shared_data):
 
 def test_stage_survives_a_resume(tmp_path):
     config = tiny_config(structural_steps=2)
-    PAPER.train(config, run_config(tmp_path, 1))
-    result = PAPER.train(config, run_config(tmp_path, 4))
+    experiment.run(PAPER, config, run_config(tmp_path, 1))
+    result = experiment.run(PAPER, config, run_config(tmp_path, 4))
     assert result.step == 4
     assert [r["phase"] for r in helpers.train_records(tmp_path)] == ["structural", "structural",
                                                             "joint", "joint"]
@@ -281,7 +282,7 @@ def test_a_run_from_before_the_relu_output_loads_linear_and_resumes_only_so(tmp_
     from reproductions import inpainters
 
     config = tiny_config(lambda_adv=0.0)
-    PAPER.train(config, run_config(tmp_path, 1))
+    experiment.run(PAPER, config, run_config(tmp_path, 1))
     path = tmp_path / "config.json"
     record = json.loads(path.read_text())
     assert record["config"]["output_activation"] == "relu"
@@ -290,8 +291,8 @@ def test_a_run_from_before_the_relu_output_loads_linear_and_resumes_only_so(tmp_
     _, task = inpainters.load_task(str(tmp_path))
     assert task.generator.get_layer("output").activation.__name__ == "linear"
     with pytest.raises(ValueError, match="--output_activation=linear"):
-        PAPER.train(config, run_config(tmp_path, 2))
-    result = PAPER.train(dataclasses.replace(config, output_activation="linear"),
+        experiment.run(PAPER, config, run_config(tmp_path, 2))
+    result = experiment.run(PAPER, dataclasses.replace(config, output_activation="linear"),
                          run_config(tmp_path, 2))
     assert result.step == 2
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import checkpoints
+from common import devices
 from common import losses
 from common import masks
 from common import train_loop
@@ -256,14 +258,14 @@ def test_xla_step_matches_the_plain_step(tmp_path):
 
 
 def test_float16_uses_a_loss_scale_optimizer_and_trains(tmp_path):
-    train_loop.set_precision("float16")
+    devices.set_precision("float16")
     try:
         task = TinyTask()
         assert isinstance(task.optimizer, keras.optimizers.LossScaleOptimizer)
         result = train_loop.train(task, make_dataset, config(tmp_path, num_steps=4))
         assert math.isfinite(result.last_losses["loss"])
     finally:
-        train_loop.set_precision("none")
+        devices.set_precision("none")
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
@@ -283,32 +285,32 @@ def test_loop_config_rejects_non_positive_values(tmp_path, field):
 
 def test_bad_precision_and_strategy_names():
     with pytest.raises(ValueError, match="--mixed_precision"):
-        train_loop.set_precision("float8")
+        devices.set_precision("float8")
     with pytest.raises(ValueError, match="--strategy"):
-        train_loop.make_strategy("tpu")
+        devices.make_strategy("tpu")
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\n"
                    "flags\t\t: other\n")
-    assert train_loop.cpu_flags(str(x86)) == {"fpu", "sse2", "avx2", "fma"}
+    assert devices.cpu_flags(str(x86)) == {"fpu", "sse2", "avx2", "fma"}
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
-    assert train_loop.cpu_flags(str(arm)) & train_loop.BF16_CPU_FLAGS == {"bf16"}
-    assert train_loop.cpu_flags(str(tmp_path / "absent")) is None
+    assert devices.cpu_flags(str(arm)) & devices.BF16_CPU_FLAGS == {"bf16"}
+    assert devices.cpu_flags(str(tmp_path / "absent")) is None
     (tmp_path / "empty").write_text("")
-    assert train_loop.cpu_flags(str(tmp_path / "empty")) is None
+    assert devices.cpu_flags(str(tmp_path / "empty")) is None
 
 
 @pytest.mark.parametrize("flags, warned", [({"avx2"}, True), ({"avx2", "avx512_bf16"}, False)])
 def test_bfloat16_without_cpu_support_warns(monkeypatch, caplog, flags, warned):
-    monkeypatch.setattr(train_loop, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset(flags))
     try:
         with caplog.at_level("WARNING"):
-            train_loop.set_precision("bfloat16")
+            devices.set_precision("bfloat16")
     finally:
-        train_loop.set_precision("none")
+        devices.set_precision("none")
     assert ("without bfloat16 instructions" in caplog.text) == warned
 
 
@@ -375,9 +377,9 @@ def test_non_finite_loss_inside_a_multi_step_call_names_its_step(tmp_path):
 def test_full_disk_is_refused_at_start_naming_the_workdir(tmp_path, monkeypatch):
     task = TinyTask()
     # TinyTask: 84 weights, plus Adam's two slots and its counters.
-    assert train_loop.checkpoint_bytes({"model": task.model}) == 84 * 4
-    real_usage = train_loop.shutil.disk_usage
-    monkeypatch.setattr(train_loop.shutil, "disk_usage",
+    assert checkpoints.checkpoint_bytes({"model": task.model}) == 84 * 4
+    real_usage = checkpoints.shutil.disk_usage
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage",
                         lambda path: real_usage(path)._replace(free=10 * 2**20))
     with pytest.raises(OSError, match="--workdir: not enough free disk space.*10 MB free"):
         train_loop.train(task, make_dataset, config(tmp_path))
@@ -409,19 +411,19 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_resume_uses_it(tmp_path
 
 def test_batch_must_split_evenly_over_replicas():
     four_replicas = types.SimpleNamespace(num_replicas_in_sync=4)
-    assert train_loop.check_batch_divides(8, four_replicas) == 2
+    assert devices.check_batch_divides(8, four_replicas) == 2
     with pytest.raises(ValueError, match=r"--batch_size \(6\).*multiple of the number of "
                                          r"replicas \(4\)"):
-        train_loop.check_batch_divides(6, four_replicas)
+        devices.check_batch_divides(6, four_replicas)
 
 
 def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="--strategy=multi_worker needs the TF_CONFIG"):
-        train_loop.make_strategy("multi_worker")
+        devices.make_strategy("multi_worker")
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
-        train_loop.make_strategy("multi_worker")
+        devices.make_strategy("multi_worker")
 
 
 @pytest.mark.parametrize("tf_config, chief", [
@@ -433,10 +435,10 @@ def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
      '"index": 0}}', True),
 ])
 def test_only_the_chief_writes_the_run_files(monkeypatch, tf_config, chief):
-    assert train_loop.chief_task(json.loads(tf_config)) is chief
+    assert devices.chief_task(json.loads(tf_config)) is chief
     monkeypatch.setenv("TF_CONFIG", tf_config)
     # TF_CONFIG only matters to a multi-worker strategy.
-    assert train_loop.is_chief(tf.distribute.get_strategy())
+    assert devices.is_chief(tf.distribute.get_strategy())
 
 
 def test_a_signal_during_start_up_stops_the_run_before_its_first_step(tmp_path):

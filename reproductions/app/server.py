@@ -34,8 +34,8 @@ from absl import logging
 from PIL import Image
 
 from common import baselines
+from common import cli
 from common import experiment
-from common import flags as common_flags
 from common import image_files
 from common import run_dir
 from common.errors import UserError
@@ -263,7 +263,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     values = flags.FLAGS
-    with common_flags.user_errors():
+    with cli.user_errors():
         if not 0 < values.port < 65536:
             raise UserError(f"--port must be in 1..65535, got {values.port}.")
         if not values.max_upload_mb > 0:
@@ -282,7 +282,7 @@ def main(argv):
 def run() -> None:
     """Console-script entry point (`inpaint-app`)."""
     define_flags()
-    common_flags.run_app(main, __doc__, __name__)
+    cli.run_app(main, __doc__, __name__)
 
 
 if __name__ == "__main__":

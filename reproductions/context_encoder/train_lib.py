@@ -29,6 +29,7 @@ from common import model_utils
 from common import patches
 from common import train_loop
 from common.config_flags import option
+from reproductions.context_encoder import masks as region_masks
 from reproductions.context_encoder import model as model_lib
 
 FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
@@ -36,7 +37,7 @@ FILLS = {"mean_pixel": masks.IMAGENET_MEAN_FILL, "zero": masks.GRAY_FILL}
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+    """The paper's own settings (the run's settings live in common.run_configs.RunConfig)."""
 
     # Fields a run may change when it is resumed (optimizer settings, file locations);
     # any other change is refused (common.experiment.resume_changes).
@@ -44,7 +45,7 @@ class Config:
 
     # Official schedule: batch 64; 500 epochs of Paris StreetView (14,900 images,
     # 232 batches an epoch) = 116,000 steps. XLA on: it makes this step about five
-    # times faster on a CPU (README, "Performance"); --nojit_compile turns it off.
+    # times faster on a CPU (docs/performance.md); --nojit_compile turns it off.
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 64, "num_steps": 116_000,
                                                       "jit_compile": True}
 
@@ -205,7 +206,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
             # batch share a seed.
             example_seed = data_lib.element_seed(seed + 1, index // batch_size)
         return {"image": image,
-                "mask": masks.random_region_mask(example_seed, config.image_size)}
+                "mask": region_masks.random_region_mask(example_seed, config.image_size)}
     return random_region_example
 
 

@@ -8,15 +8,15 @@ CelebA-HQ configuration; configs/ hold the named runs. Rerun the same command to
 resume.
 """
 
-from common import flags as common_flags
+from common import cli
 from reproductions.dmfn.paper import PAPER
 
-common_flags.define_paper_flags(PAPER.config)
+cli.define_paper_flags(PAPER.config)
 
 
 def main(argv):
-    return common_flags.train_main(argv, PAPER)
+    return cli.train_main(argv, PAPER)
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main, __doc__, PAPER.config.__module__, common_flags.__name__)
+    cli.run_app(main, __doc__, PAPER.config.__module__, cli.__name__)

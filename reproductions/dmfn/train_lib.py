@@ -37,6 +37,7 @@ from common import train_loop
 from common import vgg
 from common.config_flags import option
 from reproductions.dmfn import losses
+from reproductions.dmfn import masks as dmfn_masks
 from reproductions.dmfn import model as model_lib
 
 MASK_TYPES = ("box", "irregular", "strokes", "matched_strokes")
@@ -45,14 +46,14 @@ BOX_POSITIONS = ("random", "center")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+    """The paper's own settings (the run's settings live in common.run_configs.RunConfig)."""
 
     # Fields a run may change when it is resumed (optimizer settings, file locations);
     # any other change is refused (common.experiment.resume_changes).
     RESUMABLE: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "lr_decay_step", "vgg_weights")
 
     # The authors' configuration: batch 16, 100,000 iterations. XLA off: its CPU
-    # convolutions make this step slower on a CPU (README, "Performance").
+    # convolutions make this step slower on a CPU (docs/performance.md).
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 16, "num_steps": 100_000,
                                                       "jit_compile": False}
 
@@ -273,7 +274,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
                     else mask_folder.sample(mask_seed, config.image_size, augmentation))
             corner = patches.random_corner(box_seed, config.image_size, config.local_size)
         else:
-            mask, box = masks.dmfn_box_mask(mask_seed, config.image_size, config.local_size,
+            mask, box = dmfn_masks.dmfn_box_mask(mask_seed, config.image_size, config.local_size,
                                             max_delta=2 * config.max_shrink,
                                             position=config.box_position)
             corner = box[:2]

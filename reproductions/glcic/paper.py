@@ -1,6 +1,7 @@
 """GLCIC's record in the registry (reproductions/papers.py)."""
 
 from reproductions.glcic import postprocess
+from reproductions.glcic import convert
 from reproductions.glcic import train_lib
 from reproductions.papers import Paper
 
@@ -11,4 +12,5 @@ PAPER = Paper.from_train_lib(
     size_policy=("pad", 4),  # fully convolutional, two stride-2 downsamplings
     postprocess=postprocess.poisson_blend_batch,  # the paper's fast marching + Poisson
     prepare=train_lib.set_mean_pixel,
+    convert_released=convert.convert_released,  # the authors' released weights
 )

@@ -29,13 +29,14 @@ from absl import logging
 from common import data as data_lib
 from common import errors
 from common import experiment
-from common import flags as common_flags
 from common import losses
 from common import masks
 from common import model_utils
 from common import patches
+from common import run_configs
 from common import train_loop
 from common.config_flags import option
+from reproductions.glcic import masks as glcic_masks
 from reproductions.glcic import model as model_lib
 
 PHASES = ("completion", "discriminator", "joint")
@@ -45,7 +46,7 @@ MASK_TYPES = ("box", "strokes", "matched_strokes")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+    """The paper's own settings (the run's settings live in common.run_configs.RunConfig)."""
 
     # Fields a run may change when it is resumed (optimizer settings, file locations);
     # any other change is refused (common.experiment.resume_changes).
@@ -54,7 +55,7 @@ class Config:
     # The paper: batch 96; T_C = 90,000, T_D = 10,000, 500,000 iterations in all.
     # XLA off: its CPU convolutions, above all the input gradients of the
     # discriminator's stride-2 convolutions, make every phase slower on a CPU
-    # (README, "Performance"); --jit_compile turns it on.
+    # (docs/performance.md); --jit_compile turns it on.
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 96, "num_steps": 500_000,
                                                       "jit_compile": False}
 
@@ -248,7 +249,7 @@ def example_fn(config: Config, seed: int, batch_size: int) -> data_lib.ExampleFn
                 mask_seed, config.image_size,
                 depth_matched=config.mask_type == "matched_strokes")
         else:
-            mask, _ = masks.glcic_hole_and_local_box(
+            mask, _ = glcic_masks.glcic_hole_and_local_box(
                 mask_seed, config.image_size, (config.hole_min, config.hole_max),
                 config.local_size)
         return {"image": image, "mask": mask,
@@ -266,7 +267,7 @@ def paper_input(config: Config) -> experiment.PaperInput:
     return experiment.PaperInput(policy=policy, example_fn=functools.partial(example_fn, config))
 
 
-def set_mean_pixel(task: GLCICTask, config: Config, data: common_flags.DataConfig,
+def set_mean_pixel(task: GLCICTask, config: Config, data: run_configs.DataConfig,
                    resuming: bool) -> None:
     """A new run stores the mean pixel (given, or computed from the training data)."""
     if resuming:

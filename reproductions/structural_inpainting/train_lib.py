@@ -45,7 +45,7 @@ FEATURE_INPUTS = ("composite", "patch")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The paper's own settings (the run's settings live in common.flags.RunConfig)."""
+    """The paper's own settings (the run's settings live in common.run_configs.RunConfig)."""
 
     # Fields a run may change when it is resumed (optimizer settings, file locations);
     # any other change is refused (common.experiment.resume_changes).
@@ -55,7 +55,7 @@ class Config:
     # CelebA's 162,770 training images (2,543 steps an epoch). XLA off: on
     # CPUs with AVX-512 it makes both stages slower (1.05-1.4 times in float32,
     # 1.6-2.6 times in bfloat16), though an AVX2 CPU ran them 1.5 times faster
-    # with it (README, "Performance"); --jit_compile turns it on.
+    # with it (docs/performance.md); --jit_compile turns it on.
     RUN_DEFAULTS: ClassVar[dict[str, int | bool]] = {"batch_size": 64, "num_steps": 152_580,
                                                       "jit_compile": False}
 

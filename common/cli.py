@@ -1,15 +1,16 @@
-"""Command-line flags shared by every paper's train.py.
+"""The command line of every tool: shared flags, --help, flag files, one-line errors.
 
-Flags are read only in train.py files: `define_paper_flags(Config)` defines the
-shared flags and one flag per field of the paper's Config (common.config_flags),
-and the parsed values become plain config objects (`config_flags.from_flags`,
-`run_config()`). Library code never reads flags.
+Flags are read only here and in the scripts (train.py, the tools, the
+benchmarks): `define_paper_flags(Config)` defines the shared flags and one flag
+per field of the paper's Config (common.config_flags), and the parsed values
+become plain config objects (`config_flags.from_flags`,
+`run_config_from_flags()`), which the library code takes. `train_main` is the
+body of every paper's train.py; `run_app` starts any tool.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -22,10 +23,13 @@ from absl import flags
 from common import config_flags
 from common import data as data_lib
 from common import errors
+from common import experiment
+from common import flagfiles
 from common import perceptual_metrics
 from common import train_loop
 from common import vgg
 from common.errors import UserError
+from common.run_configs import MAX_SEED, DataConfig, RunConfig
 
 
 def define_common_flags(values: flags.FlagValues = flags.FLAGS) -> None:
@@ -84,36 +88,7 @@ def define_paper_flags(config_cls, values: flags.FlagValues = flags.FLAGS) -> No
         values.set_default(name, value)
 
 
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    train_data: str
-    eval_data: str
-    eval_examples: int
-    batch_size: int
-    seed: int
-    shuffle_buffer: int
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Everything about a run that is not the paper's own."""
-
-    loop: train_loop.LoopConfig
-    data: DataConfig
-    mixed_precision: str
-    strategy: str
-    deterministic: bool = False
-    # LPIPS in the periodic evaluation (None or disabled: none).
-    lpips: perceptual_metrics.PerceptualConfig | None = None
-    # The resolved flags ("--name=value" lines), recorded in workdir/flags.cfg
-    # once the run starts; empty when the run was configured without flags.
-    flag_lines: tuple[str, ...] = ()
-
-
-MAX_SEED = 2**32 - 1  # NumPy's and keras.utils.set_random_seed's largest seed
-
-
-def run_config(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
+def run_config_from_flags(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     """Builds the run configuration from parsed flags, validating them."""
     if not values.workdir:
         raise UserError("--workdir is required (where checkpoints and logs go).")
@@ -178,73 +153,6 @@ def resolved_flag_lines(values: flags.FlagValues = flags.FLAGS) -> tuple[str, ..
     return tuple(sorted(set(lines)))
 
 
-def quote_flag_line(line: str) -> str:
-    """`line` ("--name=value") as a flagfile keeps it: a value with white space at
-    either end, or that starts with a double quote, is written as a JSON string
-    ("--workdir=\"runs/a \""), since flagfile lines are stripped when read."""
-    name, equals, value = line.partition("=")
-    if equals and (value != value.strip() or value.startswith('"')):
-        return f"{name}={json.dumps(value)}"
-    return line
-
-
-def unquote_flag_line(line: str) -> str:
-    """The inverse of `quote_flag_line` for a stripped flagfile line."""
-    name, equals, value = line.partition("=")
-    if equals and len(value) >= 2 and value.startswith('"') and value.endswith('"'):
-        try:
-            return f"{name}={json.loads(value)}"
-        except ValueError:
-            pass
-    return line
-
-
-def write_flagfile(path: str, lines: tuple[str, ...]) -> None:
-    """Writes resolved flag lines so that `train.py --flagfile=PATH` relaunches the run."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("# Resolved flags of this run; relaunch with --flagfile=" + path + "\n")
-        f.write("\n".join(quote_flag_line(line) for line in lines) + "\n")
-    os.replace(tmp, path)
-
-
-def read_text_lines(path: str, what: str) -> list[str]:
-    """The lines of a UTF-8 text file, or a UserError naming it when it is not text."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readlines()
-    except UnicodeDecodeError as error:
-        raise UserError(f"{what}{path} is not UTF-8 text (byte {error.start}): a flagfile holds "
-                        "one --name=value per line.") from error
-
-
-def parse_flag_lines(lines) -> dict[str, str]:
-    """name -> value of "--name=value" lines; an older flags.cfg's "--name" and
-    "--noname" booleans become "true" and "false"."""
-    values = {}
-    for line in lines:
-        line = unquote_flag_line(line.strip())
-        if not line.startswith("--"):
-            continue
-        name, equals, value = line[2:].partition("=")
-        if equals:
-            values[name] = value
-        elif name.startswith("no"):
-            values[name] = "true"
-            values.setdefault(name[2:], "false")  # whichever of the two names the flag has
-        else:
-            values[name] = "true"
-    return values
-
-
-def read_flagfile(path: str) -> dict[str, str]:
-    """The flags a run recorded in its flags.cfg (empty if there is none)."""
-    if not os.path.exists(path):
-        return {}
-    return parse_flag_lines(read_text_lines(path, ""))
-
-
 @contextlib.contextmanager
 def user_errors():
     """Turns the errors a user can fix into one clear line and exit code 1.
@@ -284,7 +192,7 @@ def train_main(argv: list[str], paper) -> int:
             task = paper.build_task(vgg.without_weights(config))
             print(json.dumps(paper.parameter_counts(task)))
             return 0
-        result = paper.train(config, run_config())
+        result = experiment.run(paper, config, run_config_from_flags())
     return 130 if result.interrupted else 0
 
 
@@ -356,11 +264,11 @@ def flagfile_lines(path: str, root: str = REPOSITORY, stack: tuple = ()) -> list
     if os.path.realpath(path) in stack:
         raise UserError(f"--flagfile={path} includes itself (through {' -> '.join(stack)}).")
     lines = []
-    for line in read_text_lines(path, "--flagfile="):
+    for line in flagfiles.read_text_lines(path, "--flagfile="):
         line = line.strip()
         if not line or line.startswith(("#", "//")):
             continue
-        line = unquote_flag_line(line)
+        line = flagfiles.unquote_flag_line(line)
         if line.startswith(FLAGFILE_PREFIXES):
             lines += flagfile_lines(line.split("=", 1)[1], root,
                                     (*stack, os.path.realpath(path)))
