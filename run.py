@@ -42,14 +42,17 @@ The demo trained Context Encoders for a few minutes on seven photos, in {workdir
   samples/step_*.png   image grids (masked input | raw output | composite | ground truth)
   checkpoints/         the weights (rerunning the command resumes, or says it is done)
   metrics.jsonl        the losses at every logged step
-That is enough to learn coarse colour in the centre hole, not faces or scenes: what
-real training shows is the CPU-scale study on faces (README, "CPU-scale study on faces").
+That is enough to learn coarse colour in the centre hole, not faces or scenes. What
+real training shows is the CPU-scale study on faces (benchmarks/README.md), which
+trains every paper on 4,493 faces from ../shared/data:
+  python benchmarks/faces_study.py --readme=benchmarks/README.md
 
 Next, in the environment (. .venv/bin/activate):
   tensorboard --logdir {workdir}
   inpaint-eval --method=context_encoder:{workdir} --images=PHOTOS --masks=center-overlap \\
       --image_size=128 --output=runs/ce_demo_eval
   inpaint --method=telea --image=PHOTO --mask=MASK --output=completed.png
+  inpaint-app --runs_dir=runs      (every method side by side in the browser)
 """
 
 
