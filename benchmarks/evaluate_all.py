@@ -84,7 +84,7 @@ def main(argv):
                 os.path.join(FLAGS.output, name), limit=FLAGS.limit, method=name,
                 options={"postprocess": True}, perceptual=networks))
         block = (header(FLAGS.images, FLAGS.masks, FLAGS.image_size, results[0]["count"], steps)
-                 + "\n\n" + results_tables.markdown_table(results))
+                 + "\n\n" + evaluation.markdown_table(results))
         with open(os.path.join(FLAGS.output, "results.md"), "w") as f:
             f.write(block + "\n")
         if FLAGS.readme:

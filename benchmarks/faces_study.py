@@ -366,15 +366,15 @@ def study_report(root: str, names: list[str], tables: dict[str, list[dict]],
         if mask_name not in tables:
             continue
         lines += [f"**{mask_name}** masks (`{os.path.basename(source)}`):", "",
-                  results_tables.markdown_table(tables[mask_name])]
+                  evaluation.markdown_table(tables[mask_name])]
         if mask_name == "irregular":
-            lines += ["PSNR (dB) by hole area:", "", results_tables.markdown_bins_table(tables[mask_name]),
+            lines += ["PSNR (dB) by hole area:", "", evaluation.markdown_bins_table(tables[mask_name]),
                       "L1 in the hole by hole area:", "",
-                      results_tables.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
+                      evaluation.markdown_bins_table(tables[mask_name], "l1_hole", "{:.4f}")]
             for key in ("lpips_alex", "lpips_vgg"):
                 if all(key in r["overall"] for r in tables[mask_name]):
                     lines += [f"LPIPS ({key[6:]}) by hole area:", "",
-                              results_tables.markdown_bins_table(tables[mask_name], key, "{:.4f}")]
+                              evaluation.markdown_bins_table(tables[mask_name], key, "{:.4f}")]
     lines += ["Training (wall clock, summed over resumes):", "", timing_table(root, names)]
     return "\n".join(lines)
 

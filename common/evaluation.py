@@ -517,3 +517,65 @@ def unfilled_summary(per_image: list[dict], image_size: int) -> dict:
     return {"images": sum(1 for r in per_image if r["unfilled_hole_pixels"]),
             "pixels": sum(r["unfilled_hole_pixels"] for r in per_image),
             "hole_pixels": round(sum(r["hole_area"] for r in per_image) * image_size ** 2)}
+
+
+# --------------------------------------------------------------------------
+# Reporting.
+# --------------------------------------------------------------------------
+
+_TABLE_COLUMNS = (("PSNR (dB)", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.4f}"),
+                  ("L1 hole", "l1_hole", "{:.4f}"), ("L2 hole", "l2_hole", "{:.4f}"),
+                  ("L1", "l1", "{:.4f}"))
+
+
+# Shown only when some result has them (their weight files were found).
+_PERCEPTUAL_COLUMNS = (("LPIPS (alex)", "lpips_alex", "{:.4f}"), ("LPIPS (vgg)", "lpips_vgg", "{:.4f}"),
+                       ("FID", "fid", "{:.2f}"), ("KID", "kid", "{:.4f}"))
+
+
+def _cell(value, form: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):  # KID: mean and standard deviation over its subsets
+        return f"{form.format(value['mean'])} ± {form.format(value['std'])}"
+    return form.format(value)
+
+
+def markdown_table(results: Sequence[dict]) -> str:
+    """A Markdown table with one row per `evaluate` result: method, count and the overall
+    metrics; LPIPS, FID and KID columns where any result has them.
+
+    Raises:
+      ValueError: if `results` is empty or a result lacks a field.
+    """
+    if not results:
+        raise ValueError("markdown_table needs at least one evaluate() result.")
+    columns = list(_TABLE_COLUMNS) + [
+        column for column in _PERCEPTUAL_COLUMNS
+        if any(column[1] in result.get("overall", {}) for result in results)]
+    header = ["method", "images"] + [title for title, _, _ in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, result in enumerate(results):
+        missing = [k for k in ("method", "count", "overall") if k not in result]
+        missing += [k for _, k, _ in _TABLE_COLUMNS if k not in result.get("overall", {})]
+        if missing:
+            raise ValueError(f"results[{index}] lacks {missing}: pass the dicts returned by evaluate().")
+        cells = [str(result["method"]), str(result["count"])]
+        cells += [_cell(result["overall"].get(key), form) for _, key, form in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_bins_table(results: Sequence[dict], metric: str = "psnr",
+                        form: str = "{:.2f}") -> str:
+    """A Markdown table of `metric` by hole-area bin: one row per `evaluate` result, one
+    column per bin that any result has ("n/a" where a result has no image in it)."""
+    bins = [b for b in bin_names() if any(b in r["by_hole_area"] for r in results)]
+    if not bins:
+        raise ValueError("markdown_bins_table needs evaluate() results with images.")
+    lines = ["| method | " + " | ".join(bins) + " |", "|" + "---|" * (len(bins) + 1)]
+    for result in results:
+        cells = [form.format(result["by_hole_area"][b][metric]) if b in result["by_hole_area"]
+                 else "n/a" for b in bins]
+        lines.append(f"| {result['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,6 @@
 """Helpers shared by the paper tests: run settings, the CLI, and the metrics log."""
 
 import dataclasses
-import importlib
 import json
 import os
 import subprocess
@@ -81,11 +80,3 @@ def train_records(workdir):
     """The training lines of workdir/metrics.jsonl."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if '"train"' in line]
-
-
-def benchmark_module(name):
-    """A module of benchmarks/ (not a package: its scripts import each other by name)."""
-    folder = os.path.join(REPO, "benchmarks")
-    if folder not in sys.path:
-        sys.path.append(folder)
-    return importlib.import_module(name)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import helpers
 from common import baselines
 from common import evaluation
 from common import masks as common_masks
@@ -342,17 +341,16 @@ def test_broken_inpainter_is_caught(tmp_path):
 
 
 def test_markdown_table():
-    markdown_table = helpers.benchmark_module("results_tables").markdown_table
     results = [{"method": "telea", "count": 24, "overall": {
         "psnr": 25.123, "ssim": 0.81234, "l1_hole": 0.0712, "l2_hole": 0.0123, "l1": 0.0101}},
         {"method": "mean_fill", "count": 24, "overall": {
             "psnr": 18.5, "ssim": 0.7, "l1_hole": 0.15, "l2_hole": None, "l1": 0.02}}]
-    lines = markdown_table(results).splitlines()
+    lines = evaluation.markdown_table(results).splitlines()
     assert lines[0] == "| method | images | PSNR (dB) | SSIM | L1 hole | L2 hole | L1 |"
     assert lines[2] == "| telea | 24 | 25.12 | 0.8123 | 0.0712 | 0.0123 | 0.0101 |"
     assert lines[3] == "| mean_fill | 24 | 18.50 | 0.7000 | 0.1500 | n/a | 0.0200 |"
     with pytest.raises(ValueError, match="lacks"):
-        markdown_table([{"method": "x", "count": 1, "overall": {}}])
+        evaluation.markdown_table([{"method": "x", "count": 1, "overall": {}}])
 
 
 # --------------------------------------------------------------------------

@@ -44,14 +44,15 @@ def test_link_split_fills_both_folders_once(tmp_path):
 
 
 def test_table_by_hole_area_bin():
-    results_tables = helpers.benchmark_module("results_tables")
+    from common import evaluation
+
     results = [{"method": "a", "by_hole_area": {"0-10%": {"psnr": 30.0}, "20-30%": {"psnr": 25.5}}},
                {"method": "b", "by_hole_area": {"20-30%": {"psnr": 21.25}}}]
-    assert results_tables.markdown_bins_table(results).splitlines() == [
+    assert evaluation.markdown_bins_table(results).splitlines() == [
         "| method | 0-10% | 20-30% |", "|---|---|---|",
         "| a | 30.00 | 25.50 |", "| b | n/a | 21.25 |"]
     with pytest.raises(ValueError):
-        results_tables.markdown_bins_table([{"method": "a", "by_hole_area": {}}])
+        evaluation.markdown_bins_table([{"method": "a", "by_hole_area": {}}])
 
 
 def _write_faces(folder, count):

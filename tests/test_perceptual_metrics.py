@@ -287,7 +287,8 @@ def test_inpaint_eval_adds_lpips_fid_and_kid_given_their_files_and_skips_them_wi
     # The PSNR/SSIM/L1 columns did not move, and the tables show the new ones.
     for key in ("psnr", "ssim", "l1_hole"):
         assert scored["overall"][key] == plain["overall"][key]
-    table = helpers.benchmark_module("results_tables").markdown_table([plain, scored])
+    from common import evaluation
+    table = evaluation.markdown_table([plain, scored])
     assert "| LPIPS (alex) | FID | KID |" in table
     assert table.splitlines()[2].endswith("| n/a | n/a | n/a |")
     assert " ± " in table.splitlines()[3]
