@@ -5,8 +5,9 @@ from setuptools import find_packages, setup
 setup(
     name="inpainting-reproductions",
     version="0.1.0",
-    description="TensorFlow 2 / Keras 3 reproductions of image-inpainting papers: Context "
-                "Encoders, GLCIC, Structural Inpainting and DMFN.",
+    # The papers are those of reproductions/papers.py's registry, listed in README.md.
+    description="TensorFlow 2 / Keras 3 reproductions of image-inpainting papers, trained, "
+                "evaluated and compared alike.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",

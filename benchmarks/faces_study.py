@@ -7,7 +7,8 @@ r"""The CPU-scale study: every paper trained on real faces, against the classica
 From the 5,000 aligned faces of ../shared/data/faces it
   1. splits off the held-out faces by a hash of the file name (common/splits.py)
      and links both sides under --root;
-  2. trains every run of RUNS with its `configs/cpu_faces*.cfg` (resumable: an
+  2. trains every run of RUNS, one per `configs/cpu_faces*.cfg` of each
+     registered paper (the first line says what it shows; resumable: an
      interrupted run resumes, a finished one is skipped), evaluating on
      held-out faces as it goes;
   3. evaluates the trained runs (GLCIC without and with its post-processing,
@@ -62,25 +63,35 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARED = os.environ.get("INPAINTING_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
 
-# (run name, paper, config, what it shows): the four papers, then the two ablations.
-RUNS = (
-    ("context_encoder", "context_encoder", "cpu_faces.cfg", "L2 + adversarial, the paper's"),
-    ("glcic", "glcic", "cpu_faces.cfg", "three phases, the paper's"),
-    ("structural_inpainting", "structural_inpainting", "cpu_faces.cfg",
-     "MSE + VGG16 features, then adversarial, the paper's"),
-    ("dmfn", "dmfn", "cpu_faces.cfg", "the authors' full loss, VGG16 features"),
-    ("context_encoder_l2", "context_encoder", "cpu_faces_l2.cfg", "ablation: L2 only"),
-    ("structural_inpainting_no_feat", "structural_inpainting", "cpu_faces_no_feat.cfg",
-     "ablation: no VGG16 feature loss"),
-    # Trained on free-form strokes of 1-60 % hole area, never on the NVIDIA masks:
-    # as deep as those masks in each area bin, or (the first try) of one width range.
-    ("dmfn_irregular", "dmfn", "cpu_faces_irregular.cfg",
-     "irregular holes (depth-matched strokes, L1 x100)"),
-    ("glcic_irregular", "glcic", "cpu_faces_irregular.cfg",
-     "irregular holes (depth-matched strokes)"),
-    ("dmfn_irregular_uniform", "dmfn", "cpu_faces_irregular_uniform.cfg",
-     "irregular holes (strokes of one width range, the authors' weights)"),
-)
+# A study run is a config `cpu_faces*.cfg` of a registered paper whose first line
+# says what it shows ("ablation: ..." for an ablation, left out of the figures).
+STUDY_CONFIG = re.compile(r"cpu_faces(?P<variant>_\w+)?\.cfg")
+STUDY_LINE = "# Faces study run (benchmarks/faces_study.py): "
+
+
+def study_runs() -> tuple[tuple[str, str, str, str], ...]:
+    """(run name, paper, config, what it shows) of every study run: each registered
+    paper's `cpu_faces.cfg` first, then their variants (`cpu_faces_l2.cfg` is the
+    run `context_encoder_l2`), in registry order."""
+    runs = []
+    for record in papers.all_papers():
+        for config in sorted(os.listdir(record.configs_dir())):
+            match = STUDY_CONFIG.fullmatch(config)
+            if not match:
+                continue
+            with open(os.path.join(record.configs_dir(), config)) as f:
+                first_line = f.readline().rstrip("\n")
+            if not first_line.startswith(STUDY_LINE):
+                raise ValueError(f"{record.configs_dir()}/{config}: a study config's first line "
+                                 f"is {STUDY_LINE!r} and what the run shows.")
+            variant = match["variant"] or ""
+            runs.append((bool(variant), record.name + variant, record.name, config,
+                         first_line[len(STUDY_LINE):]))
+    # sorted() is stable: the papers' own configs first, each group in registry order.
+    return tuple(run[1:] for run in sorted(runs, key=lambda run: run[0]))
+
+
+RUNS = study_runs()
 FULLY_CONVOLUTIONAL = papers.fully_convolutional_papers()
 BASELINES = ("telea", "ns", "biharmonic")
 # Each paper's pixel reconstruction term in metrics.jsonl: Context Encoders,
@@ -149,8 +160,9 @@ def train_command(paper: str, config: str, workdir: str, train_dir: str, held_ou
                   smoke: bool, mixed_precision: str = "none") -> list[str]:
     """The train.py command of one run (exactly what README.md shows). The training
     data is --train_data alone: no flag names the evaluation masks (--masks)."""
-    config_dir = os.path.join("reproductions", paper, "configs")
-    command = [sys.executable, os.path.join("reproductions", paper, "train.py"),
+    folder = os.path.relpath(papers.get(paper).folder(), REPO)
+    config_dir = os.path.join(folder, "configs")
+    command = [sys.executable, os.path.join(folder, "train.py"),
                f"--flagfile={os.path.join(config_dir, 'smoke.cfg' if smoke else config)}",
                f"--train_data={train_dir}", f"--eval_data={held_out_dir}",
                f"--workdir={workdir}"]
@@ -180,8 +192,7 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
               held_out_dir: str, smoke: bool) -> None:
     """Trains (or resumes) one run; skips it when its last checkpoint is at the end."""
     workdir = os.path.join(root, name)
-    target = 2 if smoke else config_steps(os.path.join(REPO, "reproductions", paper, "configs",
-                                                       config))
+    target = 2 if smoke else config_steps(os.path.join(papers.get(paper).configs_dir(), config))
     if run_dir.latest_step(workdir) >= target:
         logging.info("%s: finished (%d steps), skipped.", name, target)
         return

@@ -12,6 +12,7 @@ from PIL import Image
 
 import helpers
 from common import splits
+from reproductions import papers
 
 SCRIPT = os.path.join(helpers.REPO, "benchmarks", "faces_study.py")
 
@@ -172,8 +173,15 @@ def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert listed.returncode == 0, listed.stderr[-3000:]
     runs = json.loads(listed.stdout.strip().splitlines()[-1])
-    assert {name for name, *_ in runs} >= {"dmfn_irregular", "glcic_irregular",
-                                           "dmfn_irregular_uniform"}
+    # The runs are the registered papers' cpu_faces*.cfg: their own configs first.
+    names = list(dict.fromkeys(name for name, *_ in runs))
+    configs = {paper + config[len("cpu_faces"):-len(".cfg")]
+               for paper in papers.PAPERS
+               for config in os.listdir(os.path.join(papers.paper_folder(paper), "configs"))
+               if re.fullmatch(r"cpu_faces(_\w+)?\.cfg", config)}
+    assert names[:len(papers.PAPERS)] == list(papers.PAPERS) and set(names) == configs
+    assert {"context_encoder_l2", "dmfn_irregular", "glcic_irregular",
+            "dmfn_irregular_uniform"} <= configs
     for name, paper, smoke, command in runs:
         expanded = cli.expand_flagfiles(command[1:])
         assert not any(evaluation_masks in arg for arg in expanded), (name, smoke)
