@@ -203,6 +203,11 @@ def train_run(name: str, paper: str, config: str, root: str, train_dir: str,
     # The entry is rewritten every minute, not only at the end, so that a session killed
     # from outside (a shell closed, a machine stopped) still counts the time it trained.
     timings = load_timings(root)
+    if not run_dir.has_checkpoint(workdir) and name in timings:
+        # The run starts over (its work directory was removed): so does its time.
+        logging.info("%s: no checkpoint, so its earlier time (%.0f min) is dropped.", name,
+                     timings[name]["seconds"] / 60)
+        del timings[name]
     entry = timings.setdefault(name, {"seconds": 0.0, "sessions": 0, "load_at_start": []})
     entry["sessions"] += 1
     entry["load_at_start"].append(round(os.getloadavg()[0], 2))

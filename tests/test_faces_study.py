@@ -88,13 +88,19 @@ def test_study_command_on_a_tiny_budget(tmp_path):
     # --noevaluate trains one run and reports nothing; the full call then skips that run.
     # --mixed_precision reaches the run's train.py.
     train_only = [c for c in command if not c.startswith(("--runs", "--readme"))]
+    # The time of an earlier glcic run whose work directory was removed is not counted.
+    root.mkdir()
+    (root / "timings.json").write_text(json.dumps({"glcic": {
+        "seconds": 9999.0, "sessions": 2, "load_at_start": [1.0, 1.0], "steps": 290}}))
     first = subprocess.run(train_only + ["--runs=glcic", "--noevaluate",
                                          "--mixed_precision=bfloat16"], capture_output=True,
                            text=True, timeout=600, cwd=helpers.REPO, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert not (root / "faces_study.md").exists() and "old" in readme.read_text()
     assert "--mixed_precision=bfloat16" in (root / "glcic" / "flags.cfg").read_text().split()
-    assert json.loads((root / "timings.json").read_text())["glcic"]["steps"] == 2
+    glcic_time = json.loads((root / "timings.json").read_text())["glcic"]
+    assert glcic_time["steps"] == 2 and glcic_time["sessions"] == 1
+    assert 0 < glcic_time["seconds"] < 9999
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             cwd=helpers.REPO, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
