@@ -73,7 +73,7 @@ def study_runs() -> tuple[tuple[str, str, str, str], ...]:
     """(run name, paper, config, what it shows) of every study run: each registered
     paper's `cpu_faces.cfg` first, then their variants (`cpu_faces_l2.cfg` is the
     run `context_encoder_l2`), in registry order."""
-    runs = []
+    own, variants = [], []
     for record in papers.all_papers():
         for config in sorted(os.listdir(record.configs_dir())):
             match = STUDY_CONFIG.fullmatch(config)
@@ -85,10 +85,9 @@ def study_runs() -> tuple[tuple[str, str, str, str], ...]:
                 raise ValueError(f"{record.configs_dir()}/{config}: a study config's first line "
                                  f"is {STUDY_LINE!r} and what the run shows.")
             variant = match["variant"] or ""
-            runs.append((bool(variant), record.name + variant, record.name, config,
-                         first_line[len(STUDY_LINE):]))
-    # sorted() is stable: the papers' own configs first, each group in registry order.
-    return tuple(run[1:] for run in sorted(runs, key=lambda run: run[0]))
+            (variants if variant else own).append(
+                (record.name + variant, record.name, config, first_line[len(STUDY_LINE):]))
+    return tuple(own + variants)
 
 
 RUNS = study_runs()
