@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common import masks, model_utils
+from common import errors, masks, model_utils
 from reproductions.dmfn import model as model_lib
 from reproductions.dmfn import train_lib
 
@@ -61,6 +61,42 @@ def test_block_variants_differ_as_the_paper_and_code_do():
     # Instance normalisation has no parameters.
     norms = [l for l in official.layers if isinstance(l, model_utils.InstanceNormalization)]
     assert norms and all(not l.weights for l in norms)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_only_batch_norm_lets_the_pictures_brightness_through(norm):
+    # With no hole and zero biases (their initial value), every layer up to the first
+    # normalisation is positively homogeneous (convolutions, ReLU): doubling the picture
+    # doubles those maps. Instance normalisation divides that factor out of every map of
+    # every picture, so the output does not change; BatchNorm at inference normalises with
+    # fixed running statistics and keeps it. (Kernels x10 make the maps' variance large
+    # beside the normalisations' epsilon.)
+    keras.utils.set_random_seed(0)
+    generator = model_lib.build_generator(num_blocks=1, channels=8, norm=norm)
+    for variable in generator.trainable_variables:
+        if "kernel" in variable.path:
+            variable.assign(variable * 10)
+    picture = np.random.default_rng(0).uniform(0.1, 0.5, (1, 32, 32, 3)).astype(np.float32)
+    no_hole = np.zeros((1, 32, 32, 1), np.float32)
+    once, twice = (generator(np.concatenate([scale * picture, no_hole], -1), training=False)
+                   .numpy() for scale in (1, 2))
+    kinds = {type(layer) for layer in generator.layers}
+    if norm == "instance":
+        assert np.abs(once - twice).max() < 1e-3
+        assert model_utils.InstanceNormalization in kinds
+    else:
+        assert np.abs(once - twice).max() > 0.1
+        assert model_utils.InstanceNormalization not in kinds
+        # Every instance norm of the authors' generator became a BatchNorm, with its weights.
+        instance = model_lib.build_generator(num_blocks=1, channels=8)
+        count = sum(isinstance(l, model_utils.InstanceNormalization) for l in instance.layers)
+        assert sum(isinstance(l, keras.layers.BatchNormalization)
+                   for l in generator.layers) == count
+
+
+def test_an_unknown_generator_norm_is_refused():
+    with pytest.raises(errors.UserError, match="--generator_norm must be one of"):
+        train_lib.Config(vgg_weights=None, generator_norm="layer")
 
 
 def test_generator_and_discriminator_shapes():
@@ -136,15 +172,21 @@ def test_learning_rate_halves_at_the_decay_step():
     assert [rate_at(s) for s in (0, 9, 10, 50)] == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])
 
 
-def test_both_networks_train_every_step():
+@pytest.mark.parametrize("generator_norm", ["instance", "batch"])
+def test_both_networks_train_every_step(generator_norm):
     keras.utils.set_random_seed(1)
-    config = small_config()
+    config = small_config(generator_norm=generator_norm)
     task = train_lib.build_task(config)
     task.build_optimizers()
     before = {name: [v.numpy().copy() for v in model.trainable_variables]
               for name, model in (("g", task.generator), ("d", task.discriminator))}
     vgg_before = [w.numpy().copy() for w in task.feature_extractor.vgg_model.weights]
+    running = [v.numpy().copy() for v in task.generator.non_trainable_variables]
     task.train_step(first_batch(config, 2), 0)
+    # The ablation's BatchNorm learns its running statistics (instance norm has none).
+    assert bool(running) == (generator_norm == "batch")
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(running, task.generator.non_trainable_variables))
     for name, model in (("g", task.generator), ("d", task.discriminator)):
         assert any(not np.array_equal(a, b.numpy())
                    for a, b in zip(before[name], model.trainable_variables)), name

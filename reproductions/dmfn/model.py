@@ -43,6 +43,7 @@ from common.errors import UserError
 from common.model_utils import normal_initializer
 
 DMFB_VARIANTS = ("official", "paper")
+GENERATOR_NORMS = ("instance", "batch")
 
 
 def _conv(filters: int, kernel: int, name: str, strides: int = 1, dilation: int = 1,
@@ -57,56 +58,78 @@ def _instance_norm(name: str) -> layers.Layer:
     return model_utils.InstanceNormalization(epsilon=1e-5, name=name)
 
 
-def _norm_relu(x, name: str):
-    return layers.ReLU(name=f"{name}_relu")(_instance_norm(f"{name}_in")(x))
+def _norm(name: str, norm: str) -> layers.Layer:
+    """The generator's normalisation: the authors' instance norm, or BatchNorm (an ablation).
+
+    Instance normalisation without parameters takes each picture's colour level
+    out of every feature map; the network has to carry it through in other ways
+    before its fill matches the picture around a hole. BatchNorm, as in the
+    discriminator, normalises with the batch's statistics in training and the
+    running ones at inference, which leaves each picture's level in the features.
+    """
+    if norm == "batch":
+        return model_utils.batch_norm(f"{name}_bn", gamma_initializer=normal_initializer(1.0, 0.02))
+    return _instance_norm(f"{name}_in")
 
 
-def dmfb_official(x, name: str, channels: int = 256, branch: int = 64):
+def _norm_relu(x, name: str, norm: str = "instance"):
+    return layers.ReLU(name=f"{name}_relu")(_norm(name, norm)(x))
+
+
+def dmfb_official(x, name: str, channels: int = 256, branch: int = 64,
+                  norm: str = "instance"):
     """The dense multi-scale fusion block as the authors coded it."""
-    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce")
+    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce", norm)
     dilated = [_conv(branch, 3, f"{name}_d{rate}", dilation=rate)(t) for rate in (1, 2, 4, 8)]
     fused = [dilated[0]]
     for i, d in enumerate(dilated[1:], start=2):
         fused.append(layers.Add(name=f"{name}_k{i}")([fused[-1], d]))
-    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat")
-    y = _instance_norm(f"{name}_fuse_in")(_conv(channels, 3, f"{name}_fuse")(y))
+    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat", norm)
+    y = _norm(f"{name}_fuse", norm)(_conv(channels, 3, f"{name}_fuse")(y))
     return layers.Add(name=f"{name}_residual")([x, y])
 
 
-def dmfb_paper(x, name: str, channels: int = 256, branch: int = 64):
+def dmfb_paper(x, name: str, channels: int = 256, branch: int = 64,
+               norm: str = "instance"):
     """The block of the paper's figure: second-column convs and a 1x1 fusion."""
-    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce")
+    t = _norm_relu(_conv(branch, 3, f"{name}_reduce")(x), f"{name}_reduce", norm)
     fused = [_conv(branch, 3, f"{name}_k1")(t)]
     for rate in (2, 4, 8):
         d = _conv(branch, 3, f"{name}_d{rate}", dilation=rate)(t)
         summed = layers.Add(name=f"{name}_sum{rate}")([d, fused[-1]])
-        fused.append(_norm_relu(_conv(branch, 3, f"{name}_k{rate}")(summed), f"{name}_k{rate}"))
-    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat")
-    y = _instance_norm(f"{name}_fuse_in")(_conv(channels, 1, f"{name}_fuse")(y))
+        fused.append(_norm_relu(_conv(branch, 3, f"{name}_k{rate}")(summed), f"{name}_k{rate}",
+                                 norm))
+    y = _norm_relu(layers.Concatenate(name=f"{name}_concat")(fused), f"{name}_concat", norm)
+    y = _norm(f"{name}_fuse", norm)(_conv(channels, 1, f"{name}_fuse")(y))
     return layers.Add(name=f"{name}_residual")([x, y])
 
 
 def build_generator(num_blocks: int = 8, dmfb: str = "official", channels: int = 64,
-                    padding: str = "symmetric") -> keras.Model:
-    """The DMFN generator: [N, H, W, 4] -> [N, H, W, 3] in [-1, 1] (H, W multiples of 4)."""
+                    padding: str = "symmetric", norm: str = "instance") -> keras.Model:
+    """The DMFN generator: [N, H, W, 4] -> [N, H, W, 3] in [-1, 1] (H, W multiples of 4).
+
+    `norm` is "instance" (the authors') or "batch" (see `_norm`).
+    """
     if dmfb not in DMFB_VARIANTS:
         raise UserError(f"--dmfb must be one of {DMFB_VARIANTS}, got {dmfb!r}.")
+    if norm not in GENERATOR_NORMS:
+        raise UserError(f"--generator_norm must be one of {GENERATOR_NORMS}, got {norm!r}.")
     block = dmfb_official if dmfb == "official" else dmfb_paper
     c = channels
     inputs = keras.Input((None, None, 4), name="masked_image_and_mask")
     x = layers.ReLU(name="enc1_relu")(_conv(c, 5, "enc1")(inputs))
-    x = _norm_relu(_conv(2 * c, 3, "enc2", strides=2, padding=padding)(x), "enc2")
-    x = _norm_relu(_conv(2 * c, 3, "enc3")(x), "enc3")
-    x = _norm_relu(_conv(4 * c, 3, "enc4", strides=2, padding=padding)(x), "enc4")
+    x = _norm_relu(_conv(2 * c, 3, "enc2", strides=2, padding=padding)(x), "enc2", norm)
+    x = _norm_relu(_conv(2 * c, 3, "enc3")(x), "enc3", norm)
+    x = _norm_relu(_conv(4 * c, 3, "enc4", strides=2, padding=padding)(x), "enc4", norm)
     for i in range(num_blocks):
-        x = block(x, f"dmfb{i + 1}", channels=4 * c, branch=c)
-    x = _norm_relu(_conv(4 * c, 3, "dec1")(x), "dec1")
+        x = block(x, f"dmfb{i + 1}", channels=4 * c, branch=c, norm=norm)
+    x = _norm_relu(_conv(4 * c, 3, "dec1")(x), "dec1", norm)
     for i, filters in enumerate((2 * c, c), start=2):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
                                    kernel_initializer=normal_initializer(0.0, 0.02),
                                    name=f"dec{i}_up")(x)
-        x = _norm_relu(x, f"dec{i}_up")
-        x = _norm_relu(_conv(filters, 3, f"dec{i}")(x), f"dec{i}")
+        x = _norm_relu(x, f"dec{i}_up", norm)
+        x = _norm_relu(_conv(filters, 3, f"dec{i}")(x), f"dec{i}", norm)
     x = _conv(3, 3, "output")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(inputs, outputs, name=f"dmfn_generator_{dmfb}")

@@ -79,6 +79,11 @@ class Config:
                                "centre (faces).")
     dmfb: str = option("official", "official: the block as the authors coded it; paper: as "
                        "the paper's figure draws it.", choices=model_lib.DMFB_VARIANTS)
+    generator_norm: str = option("instance", "instance: the authors' instance normalisation "
+                                 "without parameters; batch: BatchNorm instead, an ablation that "
+                                 "keeps each picture's colour level in the features "
+                                 "(benchmarks/README.md, Irregular holes).",
+                                 choices=model_lib.GENERATOR_NORMS)
     num_blocks: int = option(8, "DMFBs in the generator.")
     channels: int = option(64, "Base width of the generator (64).")
     d_channels: int = option(64, "Base width of the discriminator (64).")
@@ -133,6 +138,9 @@ class Config:
         if self.dmfb not in model_lib.DMFB_VARIANTS:
             raise errors.UserError(f"--dmfb must be one of {model_lib.DMFB_VARIANTS}, got "
                              f"{self.dmfb!r}.")
+        if self.generator_norm not in model_lib.GENERATOR_NORMS:
+            raise errors.UserError(f"--generator_norm must be one of {model_lib.GENERATOR_NORMS}, "
+                                   f"got {self.generator_norm!r}.")
         for name in ("image_size", "local_size"):
             size = getattr(self, name)
             if size < 8 or size & (size - 1):
@@ -166,7 +174,8 @@ class DMFNTask(train_loop.Task):
     def __init__(self, config: Config):
         self.config = config
         self.generator = model_lib.build_generator(config.num_blocks, config.dmfb, config.channels,
-                                                   padding=config.conv_padding)
+                                                   padding=config.conv_padding,
+                                                   norm=config.generator_norm)
         self.discriminator = model_lib.build_discriminator(config.image_size, config.local_size,
                                                            config.d_channels,
                                                            padding=config.conv_padding)
