@@ -1,8 +1,8 @@
 r"""The CPU-scale study: every paper trained on real faces, against the classical methods.
 
   python benchmarks/faces_study.py --readme=benchmarks/README.md
-  python benchmarks/faces_study.py --runs=dmfn_irregular,glcic_irregular,dmfn_irregular_uniform \
-      --name=faces_study_irregular --readme=benchmarks/README.md
+  python benchmarks/faces_study.py --name=faces_study_irregular --readme=benchmarks/README.md \
+      --runs=dmfn_irregular,glcic_irregular,dmfn_irregular_uniform,dmfn_irregular_batchnorm
 
 From the 5,000 aligned faces of ../shared/data/faces it
   1. splits off the held-out faces by a hash of the file name (common/splits.py)

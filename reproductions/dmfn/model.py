@@ -24,6 +24,10 @@ discriminator feature matching.
 
 Initialisation as the authors': conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02).
 
+`norm="batch"` (`--generator_norm=batch`) puts BatchNorm, initialised as the
+discriminator's, wherever the generator has an instance norm: an ablation, not
+the authors' network (see `_norm`).
+
 Padding is PyTorch's: every convolution pads (k - 1) / 2 * dilation on every
 side (`padding="symmetric"`), as the authors' `conv_block` does. TensorFlow's
 "same" is the same at stride 1, but at stride 2 and an even size it pads
