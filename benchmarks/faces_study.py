@@ -146,13 +146,18 @@ def config_steps(path: str) -> int:
 
 
 def variant_flags(config_path: str) -> list[str]:
-    """The flags a variant config adds to the config it includes (none for a config that
-    includes no other): what a smoke run of the variant keeps (e.g. --noadversarial)."""
+    """The flags a variant config adds to the config it includes, after those that config
+    adds if it is a variant too (none for a config that includes no other): what a smoke
+    run of the variant keeps (e.g. --noadversarial; --mask_type and --generator_norm of a
+    variant of a variant)."""
     with open(config_path) as f:
         lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    if not any(line.startswith("--flagfile=") for line in lines):
+    includes = [line.split("=", 1)[1] for line in lines if line.startswith("--flagfile=")]
+    if not includes:
         return []
-    return [line for line in lines if not line.startswith("--flagfile=")]
+    inherited = [flag for include in includes
+                 for flag in variant_flags(cli.find_flagfile(include, REPO))]
+    return inherited + [line for line in lines if not line.startswith("--flagfile=")]
 
 
 def train_command(paper: str, config: str, workdir: str, train_dir: str, held_out_dir: str,

@@ -197,3 +197,5 @@ def test_no_training_run_of_the_study_reads_the_evaluation_masks(tmp_path):
             assert values.mask_type in ("strokes", "matched_strokes"), (name, smoke)
         if name == "context_encoder_l2":  # a variant keeps its change in a smoke run
             assert values.adversarial is False, smoke
+        if name == "dmfn_irregular_batchnorm":  # and a variant of a variant, both changes
+            assert values.generator_norm == "batch" and values.pixel_weight == 100, smoke
