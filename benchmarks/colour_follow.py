@@ -29,6 +29,8 @@ from common import image_files
 from common.errors import UserError
 from reproductions import inpainters
 
+import results_tables  # benchmarks/results_tables.py, beside this script
+
 flags.DEFINE_list("methods", ["biharmonic"], "Methods, as inpaint-eval's --method takes "
                   "them: telea, ns, biharmonic, mean_fill, PAPER:WORKDIR or saved_model:PATH.")
 flags.DEFINE_string("images", None, "Folder of photos.")
@@ -85,13 +87,6 @@ def method_ratios(method: str, files: list[str], names: list[str], masks_source:
     return np.mean(ratios, axis=0)
 
 
-def markdown(rows: dict[str, np.ndarray]) -> str:
-    lines = ["| method | " + " | ".join(CHANNELS) + " |", "|---" * (len(CHANNELS) + 1) + "|"]
-    for method, ratios in rows.items():
-        lines.append(f"| {method} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     with cli.user_errors():
@@ -104,7 +99,8 @@ def main(argv):
         rows = {method: method_ratios(method, files, names, FLAGS.masks, FLAGS.image_size,
                                       FLAGS.shift)
                 for method in FLAGS.methods}
-    print(markdown(rows))
+    print(results_tables.markdown("method", list(CHANNELS),
+                                  {m: [f"{r:.2f}" for r in v] for m, v in rows.items()}))
     print(json.dumps({"images": len(files), "masks": FLAGS.masks, "shift": FLAGS.shift,
                       "follow": {m: [round(float(r), 4) for r in v] for m, v in rows.items()}}))
 

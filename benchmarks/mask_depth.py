@@ -23,6 +23,8 @@ from common import cli
 from common import evaluation
 from common import masks
 
+import results_tables  # benchmarks/results_tables.py, beside this script
+
 flags.DEFINE_string("masks", None, "Folder of evaluation masks (white = hole), e.g. the "
                     "NVIDIA irregular masks; empty: the strokes only.")
 flags.DEFINE_integer("image_size", 128, "Side the masks are drawn at or resized to.",
@@ -58,14 +60,6 @@ def folder_masks(folder: str, image_size: int):
         yield loaded.load(index, image_size).numpy()
 
 
-def markdown(rows: dict[str, list[float]]) -> str:
-    labels = bin_names()
-    lines = ["| hole area | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.1f} px" for v in values) + " |")
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     size = FLAGS.image_size
@@ -76,7 +70,9 @@ def main(argv):
     }
     if FLAGS.masks:
         rows[f"{FLAGS.masks} (evaluation)"] = depth_by_bin(folder_masks(FLAGS.masks, size))
-    print(markdown(rows))
+    print(results_tables.markdown("hole area", bin_names(),
+                                  {name: [f"{v:.1f} px" for v in values]
+                                   for name, values in rows.items()}))
     print(json.dumps({"image_size": size, "count": FLAGS.count, "depth_by_bin": rows}))
 
 
