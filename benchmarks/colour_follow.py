@@ -19,9 +19,11 @@ row per method, a column per channel; the last line printed is one JSON object.
 
 import json
 import os
+import time
 
 import numpy as np
 from absl import flags
+from absl import logging
 
 from common import cli
 from common import evaluation
@@ -76,12 +78,15 @@ def method_ratios(method: str, files: list[str], names: list[str], masks_source:
     inpainter = inpainters.load(method, postprocess=False)
     mask_files = (evaluation.list_mask_files(masks_source)
                   if masks_source not in evaluation.MASK_SOURCES else None)
-    ratios = []
-    for path, name in zip(files, names):
+    ratios, started = [], time.time()
+    for index, (path, name) in enumerate(zip(files, names), start=1):
         hole = evaluation.mask_for(name, masks_source, image_size, mask_files)
         if hole.any():
             image = evaluation.load_image(path, image_size)
             ratios.append(follow_ratios(inpainter, image, hole, shift))
+        if index % 10 == 0 or index == len(files):  # four fills an image: say how far
+            logging.info("%s: %d/%d images, %.1f s", method, index, len(files),
+                         time.time() - started)
     if not ratios:
         raise UserError(f"--masks {masks_source!r} gave no image a hole.")
     return np.mean(ratios, axis=0)
