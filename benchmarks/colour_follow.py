@@ -28,10 +28,9 @@ from absl import logging
 from common import cli
 from common import evaluation
 from common import image_files
+from common import markdown
 from common.errors import UserError
 from reproductions import inpainters
-
-import results_tables  # benchmarks/results_tables.py, beside this script
 
 flags.DEFINE_list("methods", ["biharmonic"], "Methods, as inpaint-eval's --method takes "
                   "them: telea, ns, biharmonic, mean_fill, PAPER:WORKDIR or saved_model:PATH.")
@@ -104,8 +103,8 @@ def main(argv):
         rows = {method: method_ratios(method, files, names, FLAGS.masks, FLAGS.image_size,
                                       FLAGS.shift)
                 for method in FLAGS.methods}
-    print(results_tables.markdown("method", list(CHANNELS),
-                                  {m: [f"{r:.2f}" for r in v] for m, v in rows.items()}))
+    print(markdown.table(["method", *CHANNELS],
+                         [[m] + [f"{r:.2f}" for r in v] for m, v in rows.items()]))
     print(json.dumps({"images": len(files), "masks": FLAGS.masks, "shift": FLAGS.shift,
                       "follow": {m: [round(float(r), 4) for r in v] for m, v in rows.items()}}))
 

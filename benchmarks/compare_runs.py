@@ -23,6 +23,7 @@ import sys
 from absl import flags
 
 from common import cli
+from common import markdown
 from common import run_dir
 from common import visualize
 
@@ -50,14 +51,14 @@ def eval_table(runs: dict[str, list[dict]], metrics: list[str]) -> str:
               for name, records in runs.items()}
     steps = sorted(set().union(*(evals.keys() for evals in by_run.values())))
     header = ["step"] + [f"{name} {metric}" for name in runs for metric in metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for step in steps:
         cells = [f"{step:,}"]
         for name in runs:
             record = by_run[name].get(step, {})
             cells += [f"{record[m]:.4f}" if m in record else "–" for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown.table(header, rows) + "\n"
 
 
 # Keys of a training record that are not losses.

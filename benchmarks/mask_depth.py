@@ -21,9 +21,8 @@ from absl import flags
 
 from common import cli
 from common import evaluation
+from common import markdown
 from common import masks
-
-import results_tables  # benchmarks/results_tables.py, beside this script
 
 flags.DEFINE_string("masks", None, "Folder of evaluation masks (white = hole), e.g. the "
                     "NVIDIA irregular masks; empty: the strokes only.")
@@ -70,9 +69,9 @@ def main(argv):
     }
     if FLAGS.masks:
         rows[f"{FLAGS.masks} (evaluation)"] = depth_by_bin(folder_masks(FLAGS.masks, size))
-    print(results_tables.markdown("hole area", bin_names(),
-                                  {name: [f"{v:.1f} px" for v in values]
-                                   for name, values in rows.items()}))
+    print(markdown.table(["hole area"] + bin_names(),
+                         [[name] + [f"{v:.1f} px" for v in values]
+                          for name, values in rows.items()]))
     print(json.dumps({"image_size": size, "count": FLAGS.count, "depth_by_bin": rows}))
 
 

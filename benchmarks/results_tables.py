@@ -3,7 +3,7 @@
 `evaluate_all.py` and `faces_study.py` keep the tables of the documentation
 current: each writes its table (`common.evaluation.markdown_table`) between
 `<!-- results:NAME:start -->` and `<!-- results:NAME:end -->` of a Markdown
-file (--readme). `markdown` is the plain table of the smaller benchmarks.
+file (--readme).
 """
 
 from __future__ import annotations
@@ -38,10 +38,3 @@ def write_results_block(path: str, name: str, block: str) -> None:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     atomic.write_text(path, replace_results_block(text, name, block))
-
-
-def markdown(corner: str, columns: list[str], rows: dict[str, list[str]]) -> str:
-    """A Markdown table: `corner` and `columns` head it, each row is its name and cells."""
-    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
-    return "\n".join(lines)

@@ -63,6 +63,7 @@ from PIL import Image
 
 from common import atomic
 from common import image_files
+from common import markdown
 from common import masks as common_masks
 from common import metrics as common_metrics
 from common import perceptual_metrics
@@ -554,7 +555,7 @@ def markdown_table(results: Sequence[dict]) -> str:
         column for column in _PERCEPTUAL_COLUMNS
         if any(column[1] in result.get("overall", {}) for result in results)]
     header = ["method", "images"] + [title for title, _, _ in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for index, result in enumerate(results):
         missing = [k for k in ("method", "count", "overall") if k not in result]
         missing += [k for _, k, _ in _TABLE_COLUMNS if k not in result.get("overall", {})]
@@ -562,8 +563,8 @@ def markdown_table(results: Sequence[dict]) -> str:
             raise ValueError(f"results[{index}] lacks {missing}: pass the dicts returned by evaluate().")
         cells = [str(result["method"]), str(result["count"])]
         cells += [_cell(result["overall"].get(key), form) for _, key, form in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown.table(header, rows) + "\n"
 
 
 def markdown_bins_table(results: Sequence[dict], metric: str = "psnr",
@@ -573,9 +574,7 @@ def markdown_bins_table(results: Sequence[dict], metric: str = "psnr",
     bins = [b for b in bin_names() if any(b in r["by_hole_area"] for r in results)]
     if not bins:
         raise ValueError("markdown_bins_table needs evaluate() results with images.")
-    lines = ["| method | " + " | ".join(bins) + " |", "|" + "---|" * (len(bins) + 1)]
-    for result in results:
-        cells = [form.format(result["by_hole_area"][b][metric]) if b in result["by_hole_area"]
-                 else "n/a" for b in bins]
-        lines.append(f"| {result['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[str(result["method"])] + [
+        form.format(result["by_hole_area"][b][metric]) if b in result["by_hole_area"] else "n/a"
+        for b in bins] for result in results]
+    return markdown.table(["method"] + bins, rows) + "\n"

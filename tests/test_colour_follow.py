@@ -18,7 +18,6 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 @functools.cache  # once: a second load would define its flags again
 def load_script():
-    sys.path.insert(0, os.path.dirname(SCRIPT))  # its results_tables, beside it
     spec = importlib.util.spec_from_file_location("colour_follow", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
