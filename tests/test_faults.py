@@ -17,6 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from common import run_dir
 from helpers import REPO, configs_dir, run_cli, train_script
 
 ARGS = [f"--flagfile={configs_dir('context_encoder')}/smoke.cfg", "--max_steps=40",
@@ -30,12 +31,12 @@ def final_weights(workdir):
     return path, {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)}
 
 
-def latest_step(workdir):
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if path is None:
-        return 0
-    tf.train.load_checkpoint(path)  # complete and readable, or this raises
-    return int(path.rsplit("-", 1)[1])
+def readable_step(workdir):
+    """Step of the newest checkpoint on disk that reads in full (0 if none): the one a
+    restarted run must resume from. Not the index's newest: a kill between a save's data
+    files and its index update leaves a whole checkpoint the index does not name yet."""
+    path = run_dir.newest_readable(run_dir.checkpoint_dir(str(workdir)), repair=False)
+    return 0 if path is None else int(path.rsplit("-", 1)[1])
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(tmp_path):
@@ -58,14 +59,14 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(t
             time.sleep(rng.uniform(0.5, 3.0))
         else:
             deadline = time.monotonic() + 120
-            while latest_step(workdir) < target and process.poll() is None:
+            while run_dir.latest_step(workdir) < target and process.poll() is None:
                 assert time.monotonic() < deadline, "the run made no progress"
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.3))
         assert process.poll() is None, "the run ended before it could be killed"
         process.send_signal(signal.SIGKILL)
         stderr = process.communicate()[1]
-        saved = latest_step(workdir)
+        saved = readable_step(workdir)
         assert saved >= max(saved_before, target or 0)  # checkpoints never go back
         if "Resumed from" in stderr:
             resumed_at = int(re.search(r"Resumed from \S+ at step (\d+)", stderr).group(1))

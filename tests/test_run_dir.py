@@ -76,6 +76,19 @@ def test_latest_step_reads_the_files_not_the_index(tmp_path):
     assert run_dir.latest_step(str(tmp_path)) == 3
 
 
+def test_a_whole_checkpoint_the_index_does_not_name_yet_is_the_one_resumed(tmp_path):
+    """A kill after a save's data files but before its index update: the index lists
+    steps 2 and 4, the disk also holds a whole step 6, which is newer and is used."""
+    write_checkpoints(tmp_path, [2, 4, 6])
+    tf.compat.v1.train.update_checkpoint_state(str(tmp_path), "ckpt-4",
+                                               all_model_checkpoint_paths=["ckpt-2", "ckpt-4"])
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    assert run_dir.newest_readable(str(tmp_path), repair=False) == str(tmp_path / "ckpt-6")
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")  # untouched
+    assert run_dir.newest_readable(str(tmp_path), repair=True) == str(tmp_path / "ckpt-6")
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-6")
+
+
 def test_a_torn_metrics_line_is_dropped_and_appends_start_on_a_new_line(tmp_path):
     path = str(tmp_path / "metrics.jsonl")
     with open(path, "w") as f:
