@@ -53,20 +53,33 @@ def checkpoint_bytes(items: Mapping[str, object]) -> int:
     return total
 
 
-def check_free_space(directory: str, one_checkpoint: int, keep: int) -> None:
+def check_free_space(directory: str, one_checkpoint: int, keep: int, milestones: int = 0) -> None:
     """Fails at start unless the disk holds the `keep` checkpoints of a run (plus one in
-    flight, written before the oldest is deleted), counting those already there."""
+    flight, written before the oldest is deleted), counting those already there, and the
+    `milestones` still to be kept (--milestone_every)."""
     existing = sum(os.path.getsize(os.path.join(directory, name))
-                   for name in (os.listdir(directory) if os.path.isdir(directory) else []))
-    needed = max(0, (keep + 1) * one_checkpoint - existing) + DISK_MARGIN_BYTES
+                   for name in (os.listdir(directory) if os.path.isdir(directory) else [])
+                   if os.path.isfile(os.path.join(directory, name)))
+    needed = (max(0, (keep + 1) * one_checkpoint - existing) + milestones * one_checkpoint
+              + DISK_MARGIN_BYTES)
     free = shutil.disk_usage(os.path.dirname(directory.rstrip("/")) or ".").free
     if free < needed:
         raise OSError(
             f"--workdir: not enough free disk space for the checkpoints: {free / 2**20:.0f} MB "
             f"free, {needed / 2**20:.0f} MB needed ({keep + 1} checkpoints of "
-            f"{one_checkpoint / 2**20:.0f} MB, from --keep_checkpoints={keep}, plus "
+            f"{one_checkpoint / 2**20:.0f} MB, from --keep_checkpoints={keep}, "
+            + (f"{milestones} more from --milestone_every, " if milestones else "") + "plus "
             f"{DISK_MARGIN_BYTES / 2**20:.0f} MB for logs). Free some space, lower "
             "--keep_checkpoints, or choose another --workdir.")
+
+
+def milestones_to_come(config: "train_loop.LoopConfig") -> int:
+    """Checkpoints --milestone_every will still keep in this run (those already kept are
+    on the disk)."""
+    if not config.milestone_every:
+        return 0
+    kept = run_dir.complete_steps(run_dir.milestone_dir(config.workdir))
+    return max(0, config.num_steps // config.milestone_every - len(kept))
 
 
 def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, workdir: str) -> None:
@@ -145,9 +158,11 @@ class Checkpoints:
                 "new --workdir.")
         if chief:
             check_free_space(self.directory, checkpoint_bytes(self.items),
-                             config.keep_checkpoints)
+                             config.keep_checkpoints, milestones_to_come(config))
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=config.keep_checkpoints)
+        self.milestone_every = config.milestone_every
+        self.milestones = run_dir.milestone_dir(config.workdir)
         self.saved_steps: set[int] = set()
 
     def resume(self, task: "train_loop.Task", workdir: str) -> tuple[int, int]:
@@ -175,6 +190,8 @@ class Checkpoints:
         self.saved_steps.add(step)
         if self.chief:
             logging.info("Saved checkpoint %s.", path)
+            if self.milestone_every and step and step % self.milestone_every == 0:
+                run_dir.keep_milestone(self.directory, step, self.milestones)
         else:
             shutil.rmtree(self.directory, ignore_errors=True)
             with contextlib.suppress(OSError):  # the last worker out removes the folder

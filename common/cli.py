@@ -67,6 +67,10 @@ def define_common_flags(values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("sample_every", 500, "Steps between sample image grids.", **into)
     flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on --eval_data.", **into)
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in workdir/checkpoints.", **into)
+    flags.DEFINE_integer("milestone_every", 0, "Also keep the checkpoint of every multiple of "
+                         "this many steps in workdir/milestones/ (hard links, never deleted), "
+                         "to score the run's progress afterwards with --method=PAPER:WORKDIR@STEP "
+                         "(a multiple of --checkpoint_every); 0: none.", **into)
     flags.DEFINE_integer("shuffle_buffer", 2048, "Record shuffle buffer for TFRecord/tfds data.",
                          **into)
     flags.DEFINE_boolean("eval_lpips", True, "Add LPIPS to the periodic evaluation on "
@@ -117,6 +121,7 @@ def run_config_from_flags(values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         sample_every=values.sample_every,
         eval_every=values.eval_every,
         keep_checkpoints=values.keep_checkpoints,
+        milestone_every=values.milestone_every,
         jit_compile=values.jit_compile,
         steps_per_loop=values.steps_per_loop)
     data = DataConfig(train_data=values.train_data, eval_data=values.eval_data,

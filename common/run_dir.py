@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 
@@ -33,6 +34,7 @@ from common import atomic
 from common.errors import UserError
 
 CHECKPOINTS = "checkpoints"
+MILESTONES = "milestones"
 DAMAGED = "damaged"
 LOCK_FILE = "train.lock"
 METRICS_FILE = "metrics.jsonl"
@@ -78,6 +80,44 @@ def latest_step(workdir: str) -> int:
     Cheap (no file is read); `newest_readable` also checks the contents.
     """
     return max(complete_steps(checkpoint_dir(workdir)), default=0)
+
+
+def milestone_dir(workdir: str) -> str:
+    return os.path.join(workdir, MILESTONES)
+
+
+def keep_milestone(directory: str, step: int, milestones: str) -> None:
+    """Keeps checkpoint `step` of `directory` in `milestones` as hard links (a copy where
+    the file system has none), data files first and the index last, so a milestone with
+    an index is whole. --keep_checkpoints later deletes only the links in `directory`."""
+    os.makedirs(milestones, exist_ok=True)
+    names = checkpoint_files(directory)[step]
+    for name in sorted(names, key=lambda n: n.endswith(".index")):
+        source, target = os.path.join(directory, name), os.path.join(milestones, name)
+        temporary = f"{target}.tmp{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+
+
+def checkpoint_at_step(workdir: str, step: int) -> str:
+    """Prefix of the readable checkpoint of `step` in the run's checkpoints/ or
+    milestones/ (--milestone_every), or a UserError naming the steps there are."""
+    for directory in (checkpoint_dir(workdir), milestone_dir(workdir)):
+        if step in complete_steps(directory):
+            prefix = os.path.join(directory, f"ckpt-{step}")
+            problem = checkpoint_problem(prefix)
+            if problem is None:
+                return prefix
+            raise UserError(f"The checkpoint {prefix} is damaged ({problem}).")
+    kept = sorted(set(complete_steps(checkpoint_dir(workdir)))
+                  | set(complete_steps(milestone_dir(workdir))))
+    raise UserError(f"{workdir} has no checkpoint of step {step}; it keeps steps "
+                    f"{kept or 'none'} (train with --milestone_every to keep more).")
 
 
 def has_checkpoint(workdir: str) -> bool:

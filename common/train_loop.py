@@ -107,6 +107,7 @@ class LoopConfig:
     sample_every: int = 500
     eval_every: int = 1000
     keep_checkpoints: int = 3
+    milestone_every: int = 0  # 0: none; else keep ckpt-STEP of every multiple in milestones/
     jit_compile: bool = False
     steps_per_loop: int = 1  # train steps per compiled call (fewer host round trips)
 
@@ -115,6 +116,10 @@ class LoopConfig:
                      "eval_every", "keep_checkpoints", "steps_per_loop"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.milestone_every < 0 or self.milestone_every % self.checkpoint_every:
+            raise UserError(f"--milestone_every must be 0 (none) or a multiple of "
+                            f"--checkpoint_every ({self.checkpoint_every}), got "
+                            f"{self.milestone_every}: only saved steps can be kept.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,7 +36,7 @@ from common.errors import UserError
 from reproductions import inpainters
 
 flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
-                    "saved_model:PATH")
+                    "PAPER:WORKDIR@STEP (a checkpoint's step) | saved_model:PATH")
 flags.DEFINE_string("images", None, "Folder of photos (searched recursively; any size).")
 flags.DEFINE_string("masks", "center", "A folder of mask images (white = hole) or one of "
                     f"{', '.join(evaluation.MASK_SOURCES)}.")

@@ -29,7 +29,7 @@ def define_flags() -> None:
     """The command's flags; defined only when it runs, so that importing the module
     (tests, other tools) defines none."""
     flags.DEFINE_string("method", None, "telea | ns | biharmonic | mean_fill | PAPER:WORKDIR | "
-                        "saved_model:PATH")
+                        "PAPER:WORKDIR@STEP (a checkpoint's step) | saved_model:PATH")
     flags.DEFINE_string("image", None, "The photo (JPEG, PNG, BMP or WEBP; grayscale, 16-bit "
                         "and RGBA are converted to RGB), read as shown: EXIF orientation applied.")
     flags.DEFINE_string("mask", None, "The mask image, the photo's size as shown, white = hole, "

@@ -6,7 +6,8 @@ anything), `mask` is bool HxW (True = hole); the result is float32 HxWx3 in
 
   * classical baselines: "telea", "ns", "biharmonic", "mean_fill";
   * a trained reproduction: "PAPER:WORKDIR" (the latest checkpoint of a
-    training run, e.g. "glcic:runs/glcic_places");
+    training run, e.g. "glcic:runs/glcic_places"), or "PAPER:WORKDIR@STEP" (the
+    checkpoint of that step, from its checkpoints/ or milestones/);
   * an exported SavedModel: "saved_model:PATH" (see reproductions/export.py).
 
 Each paper keeps its own size policy, from its record (reproductions/papers.py):
@@ -83,9 +84,13 @@ def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return blanked.numpy()[0], mask
 
 
-def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
-    """Restores the networks (and stored statistics) of the latest checkpoint; not optimizers."""
-    latest = run_dir.newest_readable(run_dir.checkpoint_dir(workdir), repair=False)
+def restore_for_inference(task: train_loop.Task, workdir: str, step: int | None = None) -> str:
+    """Restores the networks (and stored statistics) of the latest checkpoint, or of the
+    one of `step`; not optimizers."""
+    if step is not None:
+        latest = run_dir.checkpoint_at_step(workdir, step)
+    else:
+        latest = run_dir.newest_readable(run_dir.checkpoint_dir(workdir), repair=False)
     if latest is None:
         raise FileNotFoundError(f"No readable checkpoint in {run_dir.checkpoint_dir(workdir)}: "
                                 "train first, or give the work directory of a training run.")
@@ -95,15 +100,28 @@ def restore_for_inference(task: train_loop.Task, workdir: str) -> str:
     return latest
 
 
+def split_step(path: str) -> tuple[str, int | None]:
+    """("WORKDIR", STEP) of "WORKDIR@STEP"; (path, None) without a step."""
+    workdir, at, step = path.rpartition("@")
+    if not at:
+        return path, None
+    if not step.isdigit():
+        raise UserError(f"--method: {path!r} ends in @{step}; expected WORKDIR@STEP with STEP a "
+                        "checkpoint's step, e.g. runs/dmfn@1500.")
+    return workdir, int(step)
+
+
 def load_task(workdir: str) -> tuple[str, train_loop.Task]:
-    """(paper, task with the trained weights) of a training run's work directory."""
+    """(paper, task with the trained weights) of a training run's work directory;
+    "WORKDIR@STEP" restores the checkpoint of that step."""
+    workdir, step = split_step(workdir)
     paper, fields = experiment.read_paper_config(workdir)
     if paper not in papers.PAPERS:
         raise UserError(f"{workdir}/config.json names an unknown paper {paper!r}.")
     record = papers.get(paper)
     config = record.config(**experiment.with_legacy_fields(record.config, fields))
     task = record.build_task(vgg.without_weights(config))
-    restore_for_inference(task, workdir)
+    restore_for_inference(task, workdir, step)
     return paper, task
 
 
@@ -288,4 +306,4 @@ def load(method: str, postprocess: bool = True, fit: str = "pad",
         return PaperInpainter(paper, task, postprocess=postprocess, fit=fit,
                               max_megapixels=max_megapixels)
     raise UserError(f"Unknown method {method!r}: expected one of {sorted(baselines.BASELINES)}, "
-                     f"PAPER:WORKDIR with PAPER in {papers.PAPERS}, or saved_model:PATH.")
+                     f"PAPER:WORKDIR[@STEP] with PAPER in {papers.PAPERS}, or saved_model:PATH.")

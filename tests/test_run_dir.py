@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from common import experiment
 from common import run_dir
+from common.errors import UserError
 from helpers import REPO, configs_dir, run_cli, train_records
 
 CE_SMOKE = f"--flagfile={configs_dir('context_encoder')}/smoke.cfg"
@@ -281,3 +283,38 @@ def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch):
     with open(path) as f:
         assert json.load(f) == {"step": 1}
     assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_milestones_outlive_keep_checkpoints_and_name_a_step_to_score(tmp_path):
+    """--milestone_every keeps every multiple's checkpoint in milestones/ although
+    --keep_checkpoints=1 deletes it from checkpoints/; PAPER:WORKDIR@STEP restores it."""
+    from reproductions import inpainters
+
+    result = run_cli("context_encoder", CE_SMOKE, f"--workdir={tmp_path}", "--max_steps=6",
+                     "--checkpoint_every=2", "--keep_checkpoints=1", "--milestone_every=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_dir.complete_steps(str(tmp_path / "checkpoints")) == [6]
+    assert run_dir.complete_steps(str(tmp_path / "milestones")) == [4]
+    milestone = str(tmp_path / "milestones" / "ckpt-4")
+    assert run_dir.checkpoint_problem(milestone) is None
+    assert run_dir.checkpoint_at_step(str(tmp_path), 4) == milestone
+
+    reader = tf.train.load_checkpoint(milestone)
+    saved = [reader.get_tensor(name) for name, _ in tf.train.list_variables(milestone)]
+    at_4 = inpainters.load_task(f"{tmp_path}@4")[1]
+    at_6 = inpainters.load_task(str(tmp_path))[1]
+    first_4 = next(w for w in at_4.generator.weights if "kernel" in w.path).numpy()
+    first_6 = next(w for w in at_6.generator.weights if "kernel" in w.path).numpy()
+    assert not np.array_equal(first_4, first_6)  # step 6 trained on
+    assert any(np.array_equal(value, first_4) for value in saved)
+    assert not any(np.array_equal(value, first_6) for value in saved)
+
+    with pytest.raises(UserError, match=r"has no checkpoint of step 2; it keeps steps \[4, 6\]"):
+        inpainters.load_task(f"{tmp_path}@2")
+    with pytest.raises(UserError, match="ends in @latest; expected WORKDIR@STEP"):
+        inpainters.load_task(f"{tmp_path}@latest")
+    refused = run_cli("context_encoder", CE_SMOKE, f"--workdir={tmp_path / 'other'}",
+                      "--checkpoint_every=2", "--milestone_every=3")
+    assert refused.returncode == 1
+    assert "--milestone_every must be 0 (none) or a multiple of --checkpoint_every (2)" in \
+        refused.stderr

@@ -386,6 +386,22 @@ def test_full_disk_is_refused_at_start_naming_the_workdir(tmp_path, monkeypatch)
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_the_disk_check_counts_the_milestones_still_to_be_kept(tmp_path, monkeypatch):
+    """3 kept + 1 in flight + 5 milestones (steps 2, 4, ... 10) of 1 MB each, plus the
+    100 MB margin: a disk with 106 MB free holds the first 4 but not all 9."""
+    one = 2**20
+    real_usage = checkpoints.shutil.disk_usage
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda path: real_usage(path)._replace(
+        free=checkpoints.DISK_MARGIN_BYTES + 6 * one))
+    checkpoints.check_free_space(str(tmp_path / "ckpts"), one, keep=3)
+    milestones = checkpoints.milestones_to_come(config(tmp_path, num_steps=10,
+                                                       checkpoint_every=2, milestone_every=2))
+    assert milestones == 5
+    with pytest.raises(OSError, match=r"106 MB free, 109 MB needed .*5 more from --milestone_every"):
+        checkpoints.check_free_space(str(tmp_path / "ckpts"), one, keep=3,
+                                     milestones=milestones)
+
+
 def test_a_failed_save_keeps_the_previous_checkpoint_and_resume_uses_it(tmp_path, monkeypatch):
     keras.utils.set_random_seed(5)
     train_loop.train(TinyTask(), make_dataset, config(tmp_path, num_steps=2))
