@@ -80,3 +80,16 @@ def train_records(workdir):
     """The training lines of workdir/metrics.jsonl."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if '"train"' in line]
+
+
+def write_noise_photos(folder, count, side):
+    """`count` PNG photos of uniform noise, side x side, named p0.png, p1.png, ... in
+    `folder` (created); the same pixels on every call."""
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(
+            os.path.join(folder, f"p{i}.png"))

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import run_dir
-from helpers import REPO, configs_dir, run_cli, train_script
+from helpers import REPO, configs_dir, run_cli, train_script, write_noise_photos
 
 ARGS = [f"--flagfile={configs_dir('context_encoder')}/smoke.cfg", "--max_steps=40",
         "--checkpoint_every=2", "--log_every=2", "--sample_every=1000", "--eval_every=1000",
@@ -90,16 +90,10 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(t
 def test_a_corrupt_record_inside_a_shard_is_named_with_its_index(tmp_path):
     """A flipped byte inside a record passes the start-up framing check; when TensorFlow
     then stops with a DataLossError, the run names the shard and the record."""
-    from PIL import Image
-
     from common import tfrecords
 
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(
-            photos / f"p{i}.png")
+    write_noise_photos(photos, 6, 80)
     tfrecords.build_tfrecords(str(photos), str(tmp_path / "shards" / "train"), 1, 1)
     shard = tmp_path / "shards" / "train-00000-of-00001.tfrecord"
     raw = bytearray(shard.read_bytes())

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 from PIL import Image
 
 import helpers
@@ -27,11 +26,7 @@ def test_each_kept_step_and_the_fill_get_a_row_a_point_and_are_reused(tmp_path):
         "--milestone_every=2")
     assert trained.returncode == 0, trained.stderr[-3000:]
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (140, 140, 3), dtype=np.uint8)).save(
-            photos / f"p{i}.png")
+    helpers.write_noise_photos(photos, 3, 140)
     output = tmp_path / "progress"
     args = [f"--run=context_encoder:{run}", f"--images={photos}", "--masks=center",
             "--image_size=128", "--baselines=mean_fill", f"--output={output}"]
