@@ -268,12 +268,9 @@ def evaluate_method(method: str, name: str, images: str, source: str, output: st
                "checkpoint_step": run_dir.latest_step(workdir) if workdir else None}
     if computed:  # (absent otherwise, so results from before these metrics stay valid)
         options["perceptual"] = computed
-    path = os.path.join(output, "metrics.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-        if previous.get("options") == options and previous.get("masks") == source:
-            return previous
+    previous = evaluation.previous_result(output, source, IMAGE_SIZE, options)
+    if previous is not None:
+        return previous
     logging.info("Evaluating %s with %s masks.", name, source)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), images, source,
                                IMAGE_SIZE, output, limit=limit, method=name, options=options,

@@ -17,7 +17,6 @@ its checkpoints on any masks, after training, without touching the run.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
@@ -48,10 +47,9 @@ flags.DEFINE_string("output", None, "Folder for the scores, progress.md and prog
 FLAGS = flags.FLAGS
 
 
-def kept_steps(workdir: str) -> list[int]:
-    """Steps of the whole checkpoints a run keeps, in checkpoints/ and milestones/."""
-    steps = sorted(set(run_dir.complete_steps(run_dir.checkpoint_dir(workdir)))
-                   | set(run_dir.complete_steps(run_dir.milestone_dir(workdir))))
+def steps_to_score(workdir: str) -> list[int]:
+    """The run's kept steps (checkpoints/ and milestones/), or an error naming --run."""
+    steps = run_dir.kept_steps(workdir)
     if not steps:
         raise UserError(f"--run: {workdir} keeps no checkpoint (neither checkpoints/ nor "
                         "milestones/ holds one): give the work directory of a training run.")
@@ -62,14 +60,10 @@ def score(method: str, name: str, output: str, postprocess: bool = False) -> dic
     """metrics.json of one method under the flags' images and masks, reused when an
     earlier call scored it with the same settings."""
     options = {"postprocess": postprocess, "limit": FLAGS.limit}
-    path = os.path.join(output, "metrics.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-        if (previous.get("options") == options and previous.get("masks") == FLAGS.masks
-                and previous.get("image_size") == FLAGS.image_size):
-            logging.info("%s: reusing %s.", name, path)
-            return previous
+    previous = evaluation.previous_result(output, FLAGS.masks, FLAGS.image_size, options)
+    if previous is not None:
+        logging.info("%s: reusing %s.", name, os.path.join(output, "metrics.json"))
+        return previous
     logging.info("Scoring %s.", name)
     return evaluation.evaluate(inpainters.load(method, postprocess=postprocess), FLAGS.images,
                                FLAGS.masks, FLAGS.image_size, output, limit=FLAGS.limit,
@@ -132,7 +126,7 @@ def main(argv):
         if unknown:
             raise UserError(f"--baselines: unknown {unknown}; expected some of "
                             f"{sorted(baselines.BASELINES)}.")
-        kept = kept_steps(workdir)  # before any scoring: a wrong --run fails at once
+        kept = steps_to_score(workdir)  # before any scoring: a wrong --run fails at once
         fills = {name: score(name, name, os.path.join(FLAGS.output, name))
                  for name in FLAGS.baselines}
         steps = {step: score(f"{FLAGS.run}@{step}", f"{paper} step {step}",

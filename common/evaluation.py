@@ -51,6 +51,7 @@ Results. `evaluate` writes, per image, NAME_target.png, NAME_mask.png (white
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from typing import Callable, Sequence
@@ -354,6 +355,22 @@ def _save_pngs(output_dir: str, name: str, target: np.ndarray, mask: np.ndarray,
 
 # What an evaluation writes into its output folder, besides metrics.json.
 OUTPUT_SUFFIXES = ("_target.png", "_mask.png", "_input.png", "_composite.png")
+
+
+def previous_result(output_dir: str, mask_source: str, image_size: int,
+                    options: dict) -> dict | None:
+    """The metrics.json an earlier evaluation wrote into `output_dir` if it scored with
+    these masks, image size and options (what a rerun may reuse instead of scoring
+    again), else None."""
+    path = os.path.join(output_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        previous = json.load(f)
+    if (previous.get("options") == options and previous.get("masks") == mask_source
+            and previous.get("image_size") == image_size):
+        return previous
+    return None
 
 
 def clear_previous_evaluation(output_dir: str) -> int:

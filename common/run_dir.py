@@ -104,6 +104,12 @@ def keep_milestone(directory: str, step: int, milestones: str) -> None:
         os.replace(temporary, target)
 
 
+def kept_steps(workdir: str) -> list[int]:
+    """Sorted steps of the whole checkpoints a run keeps, in checkpoints/ and milestones/."""
+    return sorted(set(complete_steps(checkpoint_dir(workdir)))
+                  | set(complete_steps(milestone_dir(workdir))))
+
+
 def checkpoint_at_step(workdir: str, step: int) -> str:
     """Prefix of the readable checkpoint of `step` in the run's checkpoints/ or
     milestones/ (--milestone_every), or a UserError naming the steps there are."""
@@ -114,10 +120,8 @@ def checkpoint_at_step(workdir: str, step: int) -> str:
             if problem is None:
                 return prefix
             raise UserError(f"The checkpoint {prefix} is damaged ({problem}).")
-    kept = sorted(set(complete_steps(checkpoint_dir(workdir)))
-                  | set(complete_steps(milestone_dir(workdir))))
     raise UserError(f"{workdir} has no checkpoint of step {step}; it keeps steps "
-                    f"{kept or 'none'} (train with --milestone_every to keep more).")
+                    f"{kept_steps(workdir) or 'none'} (train with --milestone_every to keep more).")
 
 
 def has_checkpoint(workdir: str) -> bool:
